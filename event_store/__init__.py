@@ -1,0 +1,55 @@
+"""The append-only event log: the product's single source of truth.
+
+It knows streams, versions, positions and idempotency keys, and nothing of entities or HTTP.
+"""
+
+from .errors import (
+    ConcurrencyError,
+    EventStoreError,
+    InvalidAppend,
+    MigrationError,
+    StoreUnavailable,
+    UnknownEventType,
+)
+from .events import (
+    START,
+    AppendResult,
+    Checkpoint,
+    EventMetadata,
+    NewEvent,
+    Page,
+    RecordedEvent,
+    StreamId,
+)
+from .migrator import EVENT_LOG, MigrationSet, migrate, pending
+from .store import AppendRequest, EventStore, Recalled, Sql, Transaction, open_store, utc_now
+from .upcasting import UpcasterRegistry
+
+__all__ = [
+    "EVENT_LOG",
+    "START",
+    "AppendRequest",
+    "AppendResult",
+    "Checkpoint",
+    "ConcurrencyError",
+    "EventMetadata",
+    "EventStore",
+    "EventStoreError",
+    "InvalidAppend",
+    "MigrationError",
+    "MigrationSet",
+    "NewEvent",
+    "Page",
+    "Recalled",
+    "RecordedEvent",
+    "Sql",
+    "StoreUnavailable",
+    "StreamId",
+    "Transaction",
+    "UnknownEventType",
+    "UpcasterRegistry",
+    "migrate",
+    "open_store",
+    "pending",
+    "utc_now",
+]

@@ -1,0 +1,260 @@
+"""The embedded backend: one SQLite file in WAL mode, stdlib ``sqlite3`` only.
+
+SQLite allows one writer at a time, so this backend keeps a single writer connection behind a
+lock (threads queue on the lock instead of spinning on ``SQLITE_BUSY``) and a small pool of
+reader connections, which WAL lets read while the writer writes. One writer also means the
+owner lock of ``store.Transaction`` is implied: every write transaction holds the database.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from .errors import StoreUnavailable
+from .events import Checkpoint, NewEvent, StreamId
+from .store import EVENT_COLUMNS, EventStore, Row, Sql, Transaction
+from .upcasting import UpcasterRegistry
+
+
+def _adapt_datetime(value: datetime) -> str:
+    # A fixed-width UTC form, so that text order is time order in indexes and comparisons.
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; use UTC")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _convert_timestamp(raw: bytes) -> datetime:
+    return datetime.fromisoformat(raw.decode().replace("Z", "+00:00"))
+
+
+sqlite3.register_adapter(UUID, str)
+sqlite3.register_adapter(datetime, _adapt_datetime)
+sqlite3.register_converter("UUID", lambda raw: UUID(raw.decode()))
+sqlite3.register_converter("TIMESTAMPTZ", _convert_timestamp)
+
+
+class SqliteSql(Sql):
+    backend = "sqlite"
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.connection.execute(sql, params).rowcount
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.connection.executemany(sql, rows)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.connection.execute(sql, params).fetchall()
+
+    def script(self, sql: str) -> None:
+        self.connection.executescript(sql)
+
+
+class SqliteTransaction(Transaction):
+    sql: SqliteSql
+
+    def _current_versions(self, streams: Sequence[StreamId]) -> dict[StreamId, int]:
+        found: dict[StreamId, int] = {}
+        # One statement per chunk; SQLite caps the number of parameters.
+        for chunk in _chunks(streams, 300):
+            values = ",".join("(?, ?)" for _ in chunk)
+            params: list[Any] = [self.owner]
+            for s in chunk:
+                params += [s.type, s.id]
+            rows = self.sql.fetchall(
+                f"WITH wanted(t, i) AS (VALUES {values}) "
+                "SELECT t, i, (SELECT max(version) FROM events e WHERE e.owner = ? "
+                "AND e.stream_type = wanted.t AND e.stream_id = wanted.i) FROM wanted",
+                [*params[1:], params[0]],
+            )
+            for t, i, v in rows:
+                if v is not None:
+                    found[StreamId(t, UUID(i))] = v
+        return found
+
+    def _recall(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for chunk in _chunks(keys, 500):
+            marks = ",".join("?" for _ in chunk)
+            rows = self.sql.fetchall(
+                f"SELECT key, outcome FROM idempotency_keys WHERE owner = ? AND key IN ({marks})",
+                [self.owner, *chunk],
+            )
+            found.update({k: bytes(v) for k, v in rows})
+        return found
+
+    def _insert(self, events: list[tuple[NewEvent, int]]) -> tuple[list[int], int]:
+        # The single writer holds the database: max + 1 is free, and no rollback leaves a gap.
+        row = self.sql.fetchone("SELECT coalesce(max(position), 0) FROM events")
+        start = (row[0] if row else 0) + 1
+        positions = list(range(start, start + len(events)))
+        self.sql.executemany(
+            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    position, start, self.owner, event.stream.type, event.stream.id, version,
+                    event.type, event.schema_version, _encode(event.data), _encode(event.metadata),
+                    self.now,
+                )
+                for position, (event, version) in zip(positions, events, strict=True)
+            ],
+        )  # fmt: skip
+        return positions, start
+
+    def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None:
+        self.sql.executemany(
+            "INSERT INTO idempotency_keys (owner, key, outcome, recorded_at) VALUES (?,?,?,?)",
+            rows,
+        )
+
+    def _read_stream_rows(
+        self, stream: StreamId, to_version: int | None, as_of: datetime | None
+    ) -> list[Row]:
+        query = (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE owner = ? AND stream_type = ? "
+            "AND stream_id = ?"
+        )
+        params: list[Any] = [self.owner, stream.type, stream.id]
+        if to_version is not None:
+            query += " AND version <= ?"
+            params.append(to_version)
+        if as_of is not None:
+            query += " AND recorded_at <= ?"
+            params.append(as_of)
+        return self.sql.fetchall(query + " ORDER BY version", params)
+
+
+def _encode(value: object) -> str:
+    return _encoder.encode(value).decode()
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SqliteStore(EventStore):
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        registry: UpcasterRegistry | None = None,
+        synchronous: str = "FULL",
+        readers: int = 8,
+    ) -> None:
+        super().__init__(registry)
+        self.path = path
+        self._synchronous = synchronous
+        if path == ":memory:":
+            # Every connection to a private in-memory database is a new database; share one.
+            self.path = f"file:sync-{id(self)}?mode=memory&cache=shared"
+        self._write_lock = threading.Lock()
+        self._writer = self._connect()
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._reader_count = 0
+        self._reader_max = readers
+        self._reader_lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self.path,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,
+                timeout=30,
+                detect_types=sqlite3.PARSE_DECLTYPES,
+                uri=self.path.startswith("file:"),
+            )
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"cannot open {self.path}: {error}") from error
+        connection.execute("PRAGMA journal_mode=WAL")
+        # FULL: a push acknowledged to a client survives a power cut, not just a process crash.
+        connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=30000")
+        return connection
+
+    @contextmanager
+    def _write(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[SqliteSql]:
+        with self._write_lock:
+            connection = self._writer
+            connection.execute(begin)
+            try:
+                yield SqliteSql(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self, owner: UUID) -> Iterator[Transaction]:  # type: ignore[override]
+        with self._write() as sql:
+            yield SqliteTransaction(sql, owner, self.registry)
+
+    @contextmanager
+    def sql(self) -> Iterator[Sql]:  # type: ignore[override]
+        with self._write() as sql:
+            yield sql
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Sql]:  # type: ignore[override]
+        connection = self._take_reader()
+        try:
+            # In WAL mode a read transaction sees one snapshot from its first read to its end.
+            connection.execute("BEGIN")
+            try:
+                yield SqliteSql(connection)
+            finally:
+                connection.execute("ROLLBACK")
+        finally:
+            self._readers.put(connection)
+
+    def _take_reader(self) -> sqlite3.Connection:
+        try:
+            return self._readers.get_nowait()
+        except queue.Empty:
+            pass
+        with self._reader_lock:
+            if self._reader_count < self._reader_max:
+                self._reader_count += 1
+                return self._connect()
+        return self._readers.get()
+
+    def _read_all_rows(self, sql: Sql, after: Checkpoint, limit: int) -> list[Row]:
+        # One writer at a time: commit order is position order, and tx == first position.
+        return sql.fetchall(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
+            [after.position, limit],
+        )
+
+    @contextmanager
+    def raw_write(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection outside any transaction (migrations run their own scripts)."""
+        with self._write_lock:
+            yield self._writer
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._write_lock:
+            self._writer.close()
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                break

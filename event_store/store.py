@@ -1,0 +1,492 @@
+"""The event store: one interface, two backends (``sqlite.py``, ``postgres.py``).
+
+Ordering, and why no reader ever skips an event (DESIGN.md, invariant 4)
+-----------------------------------------------------------------------
+Two kinds of reader exist, and each gets the technique that costs it least:
+
+* **One owner's readers** (pulls, ``/v1/events``, history) read ``position > C`` for one owner.
+  Every write transaction takes a lock on its owner *before* it takes any position and holds it
+  until commit (``Transaction`` below; ``pg_advisory_xact_lock`` on PostgreSQL, the database
+  write lock on SQLite). So one owner's transactions commit one after the other, each with
+  positions above all earlier ones: a reader's snapshot always holds a prefix of that owner's
+  positions and a later read can never find a lower one. Writers of different owners never
+  wait for each other, and a reader is never held back by another user's slow transaction.
+
+* **The global feed** (catch-up projectors, export, anything across owners) cannot rely on the
+  owner lock: owner A may take position 100, owner B 101, and B commit first. On PostgreSQL
+  each event records the id of the transaction that wrote it (``tx``, an ``xid8``), and the feed
+  reads only rows with ``tx < pg_snapshot_xmin(pg_current_snapshot())``, i.e. rows of
+  transactions that had all finished when the read began, ordered by ``(tx, position)``. A
+  transaction still running has ``tx >= xmin`` and is read later, and by then the reader's
+  checkpoint is below it, because it only ever moved to ``(tx, position)`` pairs below xmin.
+  We chose this over a global lock (which would serialize every commit of every user behind
+  one lock, capping throughput at the fsync rate) and over a high-water mark on gaps (a rolled
+  back transaction leaves a gap that readers would have to time out on). On SQLite there is one
+  writer at a time, so ``tx`` is simply the first position of the transaction and the two orders
+  are the same.
+
+Positions are taken only after the expected versions have been checked, so a rejected append
+consumes none.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import msgspec
+
+from .errors import ConcurrencyError, InvalidAppend
+from .events import (
+    START,
+    AppendResult,
+    Checkpoint,
+    EventMetadata,
+    NewEvent,
+    Page,
+    RecordedEvent,
+    StreamId,
+)
+from .upcasting import UpcasterRegistry
+
+Backend = Literal["sqlite", "postgres"]
+Row = tuple[Any, ...]
+
+_encode_json = msgspec.json.Encoder().encode
+_result_decoder = msgspec.json.Decoder(AppendResult)
+
+
+class Sql(abc.ABC):
+    """A connection inside one transaction, with the same ``?`` placeholders on both backends.
+
+    Everything that needs SQL in the same transaction as the log (read tables, accounts) uses
+    this, so that it never has to know which database it talks to beyond ``backend``.
+    """
+
+    backend: Backend
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    @abc.abstractmethod
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def script(self, sql: str) -> None:
+        """Run several statements with no parameters (migrations)."""
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+
+class AppendRequest(msgspec.Struct, frozen=True):
+    """One unit of ``append``: its events, the versions it expects, its idempotency key.
+
+    ``expected`` maps a stream to the version it must be at (0: the stream must not exist yet).
+    A stream absent from ``expected`` is appended to at whatever version it has (for commutative
+    actions that are checked against invariants, not versions).
+    """
+
+    events: Sequence[NewEvent]
+    expected: Mapping[StreamId, int] = {}
+    idempotency_key: str | None = None
+    outcome: bytes | None = None
+    """What a repeat of ``idempotency_key`` answers; by default the encoded ``AppendResult``."""
+
+
+class Recalled(msgspec.Struct, frozen=True):
+    """A first outcome found for an idempotency key."""
+
+    key: str
+    outcome: bytes
+
+    def as_append_result(self) -> AppendResult:
+        result = _result_decoder.decode(self.outcome)
+        return msgspec.structs.replace(result, duplicate=True)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Transaction(abc.ABC):
+    """One owner's write transaction: the owner is locked from the start until commit."""
+
+    def __init__(self, sql: Sql, owner: UUID, registry: UpcasterRegistry) -> None:
+        self.sql = sql
+        self.owner = owner
+        self.registry = registry
+        # Taken once, after the owner lock: one owner's events are then recorded in time order.
+        self.now = utc_now()
+        # Everything this transaction appended, as the log now holds it (for inline projection).
+        self.recorded: list[RecordedEvent] = []
+
+    # -- what a backend supplies -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _current_versions(self, streams: Sequence[StreamId]) -> dict[StreamId, int]: ...
+
+    @abc.abstractmethod
+    def _recall(self, keys: Sequence[str]) -> dict[str, bytes]: ...
+
+    def _lookup(
+        self, keys: Sequence[str], streams: Sequence[StreamId]
+    ) -> tuple[dict[str, bytes], dict[StreamId, int]]:
+        """Both lookups an append starts with; a backend may send them in one round trip."""
+        recalled = self._recall(keys) if keys else {}
+        versions = self._current_versions(streams) if streams else {}
+        return recalled, versions
+
+    @abc.abstractmethod
+    def _insert(self, events: list[tuple[NewEvent, int]]) -> tuple[list[int], int]:
+        """Insert ``(event, version)`` rows in order; positions are taken here, after every
+        check, and increase in row order. Return the positions and the ``tx`` id."""
+
+    @abc.abstractmethod
+    def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None: ...
+
+    @abc.abstractmethod
+    def _read_stream_rows(
+        self, stream: StreamId, to_version: int | None, as_of: datetime | None
+    ) -> list[Row]: ...
+
+    # -- the interface -----------------------------------------------------------------------
+
+    def stream_versions(self, streams: Iterable[StreamId]) -> dict[StreamId, int]:
+        """Current version of each stream (0 for one with no events), in one query."""
+        unique = list(dict.fromkeys(streams))
+        found = self._current_versions(unique) if unique else {}
+        return {s: found.get(s, 0) for s in unique}
+
+    def recall(self, keys: Iterable[str]) -> dict[str, Recalled]:
+        """First outcomes already stored for any of ``keys``, in one query."""
+        unique = list(dict.fromkeys(keys))
+        found = self._recall(unique) if unique else {}
+        return {k: Recalled(k, v) for k, v in found.items()}
+
+    def remember(self, outcomes: Mapping[str, bytes]) -> None:
+        """Record idempotency keys whose first outcome wrote no event (a refused op)."""
+        if outcomes:
+            self._remember([(self.owner, k, v, self.now) for k, v in outcomes.items()])
+
+    def append(
+        self,
+        events: Sequence[NewEvent],
+        *,
+        expected: Mapping[StreamId, int] | None = None,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        request = AppendRequest(events, expected or {}, idempotency_key)
+        return self.append_batch([request])[0]
+
+    def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        """Append several units in a handful of statements, all or nothing.
+
+        A unit whose key was seen before (in the log, or earlier in this batch) writes nothing and
+        answers the first outcome with ``duplicate=True``. A stale expected version raises
+        ``ConcurrencyError`` before any position is taken; the caller's transaction then rolls
+        back, so nothing of the batch is written.
+        """
+        if not requests:
+            raise InvalidAppend("an append needs at least one event")
+        for request in requests:
+            _validate(request)
+        keys = list(dict.fromkeys(r.idempotency_key for r in requests if r.idempotency_key))
+        streams = list(dict.fromkeys(e.stream for r in requests for e in r.events))
+        found, current = self._lookup(keys, streams)
+        recalled = {k: Recalled(k, v) for k, v in found.items()}
+        versions = {s: current.get(s, 0) for s in streams}
+
+        results: list[AppendResult | None] = [None] * len(requests)
+        repeats: dict[int, int] = {}  # index of a repeated key -> index of its first use here
+        first_use: dict[str, int] = {}
+        to_write: list[tuple[int, AppendRequest, list[int]]] = []
+        for index, request in enumerate(requests):
+            key = request.idempotency_key
+            if key is not None and key in recalled:
+                results[index] = recalled[key].as_append_result()
+                continue
+            if key is not None and key in first_use:
+                repeats[index] = first_use[key]
+                continue
+            if key is not None:
+                first_use[key] = index
+            for stream, version in request.expected.items():
+                if versions.get(stream, 0) != version:
+                    raise ConcurrencyError(stream, version, versions.get(stream, 0))
+            event_versions = []
+            for event in request.events:
+                versions[event.stream] += 1
+                event_versions.append(versions[event.stream])
+            to_write.append((index, request, event_versions))
+
+        pending = [
+            (event, version)
+            for _, request, event_versions in to_write
+            for event, version in zip(request.events, event_versions, strict=True)
+        ]
+        positions, tx = self._insert(pending) if pending else ([], 0)
+        remembered: list[tuple[UUID, str, bytes, datetime]] = []
+        taken = iter(zip(positions, pending, strict=True))
+        for index, request, _ in to_write:
+            written = [next(taken) for _ in request.events]
+            self.recorded.extend(
+                self._recorded(position, tx, event, version)
+                for position, (event, version) in written
+            )
+            result = AppendResult(
+                {str(event.stream): version for _, (event, version) in written},
+                written[0][0],
+                written[-1][0],
+            )
+            results[index] = result
+            if request.idempotency_key is not None:
+                outcome = request.outcome if request.outcome is not None else _encode_json(result)
+                remembered.append((self.owner, request.idempotency_key, outcome, self.now))
+        if remembered:
+            self._remember(remembered)
+        for index, first in repeats.items():
+            first_result = results[first]
+            assert first_result is not None
+            results[index] = msgspec.structs.replace(first_result, duplicate=True)
+        return [r for r in results if r is not None]
+
+    def _recorded(self, position: int, tx: int, event: NewEvent, version: int) -> RecordedEvent:
+        return RecordedEvent(
+            position=position,
+            tx=tx,
+            owner=self.owner,
+            stream=event.stream,
+            version=version,
+            type=event.type,
+            schema_version=event.schema_version,
+            data=event.data,
+            metadata=event.metadata,
+            recorded_at=self.now,
+        )
+
+    def read_stream(
+        self,
+        stream: StreamId,
+        *,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> list[RecordedEvent]:
+        """This owner's events of one stream, oldest first, inside this transaction."""
+        rows = self._read_stream_rows(stream, to_version, as_of)
+        return [decode_row(row, self.registry) for row in rows]
+
+
+def _validate(request: AppendRequest) -> None:
+    if not request.events:
+        raise InvalidAppend("an append needs at least one event")
+    for stream, version in request.expected.items():
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise InvalidAppend(f"expected version of {stream} must be an integer >= 0")
+    for event in request.events:
+        if not event.type or "." not in event.type:
+            raise InvalidAppend(f"event type {event.type!r} is not '<entity>.<past tense>'")
+        if event.schema_version < 1:
+            raise InvalidAppend("an event's schema version starts at 1")
+
+
+_metadata_decoder = msgspec.json.Decoder(EventMetadata)
+_data_decoder = msgspec.json.Decoder(dict[str, Any])
+
+# The column order every backend selects events in; ``decode_row`` reads this order.
+EVENT_COLUMNS = (
+    "position, tx, owner, stream_type, stream_id, version, type, schema_version, "
+    "data, metadata, recorded_at"
+)
+
+
+def decode_row(row: Row, registry: UpcasterRegistry) -> RecordedEvent:
+    position, tx, owner, stream_type, stream_id, version, type_, schema_version = row[:8]
+    data, metadata, recorded_at = row[8:11]
+    if isinstance(data, str | bytes):
+        data = _data_decoder.decode(data)
+    if isinstance(metadata, str | bytes):
+        metadata = _metadata_decoder.decode(metadata)
+    else:
+        metadata = msgspec.convert(metadata, EventMetadata)
+    schema_version, data = registry.upcast(type_, schema_version, data)
+    return RecordedEvent(
+        position=position,
+        tx=int(tx),
+        owner=owner if isinstance(owner, UUID) else UUID(owner),
+        stream=StreamId(stream_type, stream_id if isinstance(stream_id, UUID) else UUID(stream_id)),
+        version=version,
+        type=type_,
+        schema_version=schema_version,
+        data=data,
+        metadata=metadata,
+        recorded_at=recorded_at,
+    )
+
+
+class EventStore(abc.ABC):
+    """The event log and the transactions everything else writes in.
+
+    Writes go through ``transaction(owner)``; reads through the ``read_*`` methods (each its own
+    consistent snapshot) or ``snapshot()`` for several reads that must agree.
+    """
+
+    backend: Backend
+
+    def __init__(self, registry: UpcasterRegistry | None = None) -> None:
+        self.registry = registry or UpcasterRegistry()
+        self._closed = threading.Event()
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def transaction(self, owner: UUID) -> AbstractContextManager[Transaction]:
+        """A write transaction for one owner; commits on a clean exit, rolls back on an error."""
+
+    @abc.abstractmethod
+    def sql(self) -> AbstractContextManager[Sql]:
+        """A plain write transaction not tied to an owner (accounts, migrations, maintenance)."""
+
+    @abc.abstractmethod
+    def snapshot(self) -> AbstractContextManager[Sql]:
+        """A read-only transaction in which every read sees the same committed state."""
+
+    @abc.abstractmethod
+    def _read_all_rows(self, sql: Sql, after: Checkpoint, limit: int) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def append(
+        self,
+        owner: UUID,
+        events: Sequence[NewEvent],
+        *,
+        expected: Mapping[StreamId, int] | None = None,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        """Append ``events`` for ``owner`` in one transaction of its own, all or nothing."""
+        with self.transaction(owner) as tx:
+            return tx.append(events, expected=expected, idempotency_key=idempotency_key)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read_stream(
+        self,
+        owner: UUID,
+        stream: StreamId,
+        *,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> list[RecordedEvent]:
+        """One stream of one owner, oldest first, up to a version or a moment if given."""
+        conditions = ["owner = ?", "stream_type = ?", "stream_id = ?"]
+        params: list[Any] = [owner, stream.type, stream.id]
+        if to_version is not None:
+            conditions.append("version <= ?")
+            params.append(to_version)
+        if as_of is not None:
+            conditions.append("recorded_at <= ?")
+            params.append(as_of)
+        return self._select(conditions, params, "version", None)
+
+    def read_owner(
+        self, owner: UUID, after: int = 0, limit: int = 1000, *, stream_type: str | None = None
+    ) -> list[RecordedEvent]:
+        """One owner's events after ``position``, in log order (gap-free: see module doc)."""
+        conditions = ["owner = ?", "position > ?"]
+        params: list[Any] = [owner, after]
+        if stream_type is not None:
+            conditions.append("stream_type = ?")
+            params.append(stream_type)
+        return self._select(conditions, params, "position", limit)
+
+    def read_recorded_after(
+        self, owner: UUID, moment: datetime, limit: int = 1000
+    ) -> list[RecordedEvent]:
+        """One owner's events recorded strictly after ``moment``, in log order."""
+        return self._select(["owner = ?", "recorded_at > ?"], [owner, moment], "position", limit)
+
+    def read_all(self, after: Checkpoint = START, limit: int = 1000) -> Page:
+        """The global feed after ``after``: every owner's events, gap-free, in feed order."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        with self.snapshot() as sql:
+            rows = self._read_all_rows(sql, after, limit)
+        events = [decode_row(row, self.registry) for row in rows]
+        checkpoint = events[-1].checkpoint if events else after
+        return Page(events, checkpoint)
+
+    def iter_all(self, after: Checkpoint = START, batch: int = 5000) -> Iterator[RecordedEvent]:
+        """Every event after ``after`` in feed order, fetched a page at a time."""
+        while True:
+            page = self.read_all(after, batch)
+            yield from page.events
+            if len(page.events) < batch:
+                return
+            after = page.checkpoint
+
+    def _select(
+        self, conditions: list[str], params: list[Any], order: str, limit: int | None
+    ) -> list[RecordedEvent]:
+        query = (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(conditions)} ORDER BY {order}"
+        )
+        if limit is not None:
+            query += " LIMIT ?"
+            params = [*params, limit]
+        with self.snapshot() as sql:
+            rows = sql.fetchall(query, params)
+        return [decode_row(row, self.registry) for row in rows]
+
+    def count_events(self) -> int:
+        with self.snapshot() as sql:
+            row = sql.fetchone("SELECT count(*) FROM events")
+        return int(row[0]) if row else 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(
+    url: str | None,
+    *,
+    data_dir: str = ".sync-data",
+    registry: UpcasterRegistry | None = None,
+    pool_min: int = 1,
+    pool_max: int = 10,
+) -> EventStore:
+    """Open the store a settings URL names: ``postgresql://…`` or ``sqlite:///path`` or nothing
+    (a SQLite file in ``data_dir``)."""
+    if url and url.startswith(("postgres://", "postgresql://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, registry=registry, min_size=pool_min, max_size=pool_max)
+    from .sqlite import SqliteStore
+
+    if url and url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:").removeprefix("//")
+        return SqliteStore(path or ":memory:", registry=registry)
+    if url:
+        raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
+    import os
+
+    os.makedirs(data_dir, exist_ok=True)
+    return SqliteStore(os.path.join(data_dir, "sync.db"), registry=registry)

@@ -1,0 +1,266 @@
+"""The event store's contract, the same on both backends."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from event_store import (
+    START,
+    AppendRequest,
+    ConcurrencyError,
+    EventMetadata,
+    EventStore,
+    InvalidAppend,
+    MigrationError,
+    MigrationSet,
+    NewEvent,
+    StreamId,
+    UnknownEventType,
+    UpcasterRegistry,
+    migrate,
+    pending,
+    utc_now,
+)
+from sync_server.services import MIGRATIONS
+
+
+def stream(kind: str = "show") -> StreamId:
+    return StreamId(kind, uuid.uuid4())
+
+
+def event(s: StreamId, kind: str = "created", **data: object) -> NewEvent:
+    return NewEvent(s, f"{s.type}.{kind}", dict(data))
+
+
+def test_versions_are_gap_free_and_positions_increase(store: EventStore) -> None:
+    owner, s = uuid.uuid4(), stream()
+    first = store.append(owner, [event(s, n=1), event(s, "updated", n=2)], expected={s: 0})
+    second = store.append(owner, [event(s, "updated", n=3)], expected={s: 2})
+    assert first.version_of(s) == 2
+    assert second.version_of(s) == 3
+    events = store.read_stream(owner, s)
+    assert [e.version for e in events] == [1, 2, 3]
+    assert [e.data["n"] for e in events] == [1, 2, 3]
+    positions = [e.position for e in events]
+    assert positions == sorted(positions) and len(set(positions)) == 3
+    assert first.first_position == positions[0] and second.last_position == positions[2]
+
+
+def test_metadata_and_schema_version_are_kept(store: EventStore) -> None:
+    owner, s = uuid.uuid4(), stream()
+    metadata = EventMetadata(
+        actor="u1", client_id="c1", device="phone", op_id="op1", request_id="r1",
+        client_ts="2026-11-20T18:03:11Z", source="sync",
+    )  # fmt: skip
+    store.append(owner, [NewEvent(s, "show.created", {"a": 1}, 1, metadata)])
+    [recorded] = store.read_stream(owner, s)
+    assert recorded.metadata == metadata
+    assert recorded.schema_version == 1
+    assert recorded.owner == owner and recorded.stream == s
+    assert recorded.recorded_at.tzinfo is not None
+
+
+def test_stale_expected_version_names_stream_and_versions_and_writes_nothing(
+    store: EventStore,
+) -> None:
+    owner, s = uuid.uuid4(), stream()
+    store.append(owner, [event(s)], expected={s: 0})
+    before = store.count_events()
+    with pytest.raises(ConcurrencyError) as caught:
+        store.append(owner, [event(s, "updated")], expected={s: 0})
+    assert (caught.value.stream, caught.value.expected, caught.value.actual) == (s, 0, 1)
+    assert str(s) in str(caught.value)
+    assert store.count_events() == before
+
+
+def test_a_rejected_append_consumes_no_position(store: EventStore) -> None:
+    owner, s = uuid.uuid4(), stream()
+    first = store.append(owner, [event(s)])
+    for _ in range(3):
+        with pytest.raises(ConcurrencyError):
+            store.append(owner, [event(s, "updated")], expected={s: 5})
+    second = store.append(owner, [event(s, "updated")])
+    assert second.first_position == first.last_position + 1
+
+
+def test_a_batch_is_all_or_nothing(store: EventStore) -> None:
+    owner, a, b = uuid.uuid4(), stream(), stream()
+    store.append(owner, [event(b)])
+    with pytest.raises(ConcurrencyError), store.transaction(owner) as tx:
+        tx.append_batch(
+            [
+                AppendRequest([event(a)], {a: 0}, "key-a"),
+                AppendRequest([event(b, "updated")], {b: 7}, "key-b"),
+            ]
+        )
+    assert store.read_stream(owner, a) == []
+    with store.transaction(owner) as tx:
+        assert tx.recall(["key-a", "key-b"]) == {}
+
+
+def test_an_error_after_appending_rolls_the_transaction_back(store: EventStore) -> None:
+    owner, s = uuid.uuid4(), stream()
+    with pytest.raises(RuntimeError), store.transaction(owner) as tx:
+        tx.append([event(s)], idempotency_key="k")
+        raise RuntimeError("crash between append and commit")
+    assert store.read_stream(owner, s) == []
+    assert store.append(owner, [event(s)], idempotency_key="k").duplicate is False
+
+
+def test_a_repeated_idempotency_key_returns_the_first_outcome_and_writes_nothing(
+    store: EventStore,
+) -> None:
+    owner, s = uuid.uuid4(), stream()
+    first = store.append(owner, [event(s)], expected={s: 0}, idempotency_key="op-1")
+    count = store.count_events()
+    # The repeat would be a version conflict if it were applied again: it must not be.
+    again = store.append(owner, [event(s)], expected={s: 0}, idempotency_key="op-1")
+    assert again.duplicate is True
+    assert (again.versions, again.first_position) == (first.versions, first.first_position)
+    assert store.count_events() == count
+
+
+def test_idempotency_keys_are_scoped_by_owner(store: EventStore) -> None:
+    s = stream()
+    store.append(uuid.uuid4(), [event(s)], idempotency_key="same")
+    other = store.append(uuid.uuid4(), [event(s)], idempotency_key="same")
+    assert other.duplicate is False
+
+
+def test_a_key_repeated_inside_one_batch_is_applied_once(store: EventStore) -> None:
+    owner, s = uuid.uuid4(), stream()
+    with store.transaction(owner) as tx:
+        first, repeat = tx.append_batch(
+            [AppendRequest([event(s)], {s: 0}, "k"), AppendRequest([event(s)], {s: 0}, "k")]
+        )
+    assert repeat.duplicate and repeat.versions == first.versions
+    assert len(store.read_stream(owner, s)) == 1
+
+
+def test_remembered_outcomes_without_events_are_recalled(store: EventStore) -> None:
+    owner = uuid.uuid4()
+    with store.transaction(owner) as tx:
+        tx.remember({"refused-op": b'{"status":"rejected"}'})
+    with store.transaction(owner) as tx:
+        recalled = tx.recall(["refused-op", "other"])
+    assert list(recalled) == ["refused-op"]
+    assert recalled["refused-op"].outcome == b'{"status":"rejected"}'
+
+
+@pytest.mark.parametrize(
+    ("events", "expected", "message"),
+    [
+        ([], {}, "at least one event"),
+        (["show.created"], {"neg": -1}, ">= 0"),
+        (["nodot"], {}, "past tense"),
+    ],
+)
+def test_bad_appends_are_refused_with_a_typed_error_and_write_nothing(
+    store: EventStore, events: list[str], expected: dict[str, int], message: str
+) -> None:
+    owner, s = uuid.uuid4(), stream()
+    with pytest.raises(InvalidAppend, match=message):
+        store.append(
+            owner,
+            [NewEvent(s, t, {}) for t in events],
+            expected=dict.fromkeys([s], expected["neg"]) if expected else None,
+        )
+    assert store.count_events() == 0
+
+
+def test_streams_are_private_to_their_owner(store: EventStore) -> None:
+    alice, bob, s = uuid.uuid4(), uuid.uuid4(), stream()
+    store.append(alice, [event(s, secret=1)])
+    # Bob may use the same id (ids come from clients): it is his own stream, not Alice's.
+    store.append(bob, [event(s, secret=2)], expected={s: 0})
+    assert [e.data["secret"] for e in store.read_stream(alice, s)] == [1]
+    assert [e.data["secret"] for e in store.read_stream(bob, s)] == [2]
+    assert all(e.owner == bob for e in store.read_owner(bob))
+
+
+def test_read_stream_up_to_a_version_or_a_moment(store: EventStore) -> None:
+    owner, s = uuid.uuid4(), stream()
+    store.append(owner, [event(s, n=1)])
+    store.append(owner, [event(s, "updated", n=2)])
+    store.append(owner, [event(s, "updated", n=3)])
+    assert [e.version for e in store.read_stream(owner, s, to_version=2)] == [1, 2]
+    events = store.read_stream(owner, s)
+    moment = events[1].recorded_at
+    assert [e.version for e in store.read_stream(owner, s, as_of=moment)] == [1, 2]
+    before_all = events[0].recorded_at - timedelta(seconds=1)
+    assert store.read_stream(owner, s, as_of=before_all) == []
+
+
+def test_read_owner_after_a_position_and_recorded_after_a_moment(store: EventStore) -> None:
+    owner = uuid.uuid4()
+    results = [store.append(owner, [event(stream(), n=i)]) for i in range(5)]
+    after = results[1].last_position
+    assert [e.data["n"] for e in store.read_owner(owner, after)] == [2, 3, 4]
+    assert [e.data["n"] for e in store.read_owner(owner, after, limit=2)] == [2, 3]
+    moment = store.read_owner(owner)[2].recorded_at
+    assert [e.data["n"] for e in store.read_recorded_after(owner, moment)] == [3, 4]
+    assert store.read_recorded_after(owner, utc_now() + timedelta(minutes=1)) == []
+
+
+def test_the_global_feed_pages_through_every_owner_in_order(store: EventStore) -> None:
+    written = []
+    for i in range(7):
+        owner = uuid.uuid4()
+        written.append(store.append(owner, [event(stream(), n=i)]).first_position)
+    seen, checkpoint = [], START
+    while True:
+        page = store.read_all(checkpoint, limit=3)
+        seen += [e.position for e in page.events]
+        if not page.events:
+            break
+        checkpoint = page.checkpoint
+    assert seen == written
+    assert [e.position for e in store.iter_all(batch=2)] == written
+
+
+def test_old_event_shapes_are_upcast_on_read(store: EventStore) -> None:
+    owner, s = uuid.uuid4(), stream()
+    store.append(owner, [NewEvent(s, "show.created", {"town": "Madrid"}, schema_version=1)])
+    registry = UpcasterRegistry()
+    registry.declare("show.created", 2)
+    registry.register("show.created", 1, lambda d: {"city": d["town"]})
+    store.registry = registry
+    [recorded] = store.read_stream(owner, s)
+    assert (recorded.schema_version, recorded.data) == (2, {"city": "Madrid"})
+
+
+def test_an_unknown_event_type_is_a_typed_error_at_read_time(store: EventStore) -> None:
+    owner, s = uuid.uuid4(), stream()
+    store.append(owner, [NewEvent(s, "show.teleported", {})])
+    registry = UpcasterRegistry()
+    registry.declare("show.created", 1)
+    store.registry = registry
+    with pytest.raises(UnknownEventType, match=r"show\.teleported"):
+        store.read_stream(owner, s)
+    store.append(owner, [NewEvent(s, "show.created", {}, schema_version=3)])
+    store.registry = registry
+    with pytest.raises(UnknownEventType):
+        list(store.iter_all())
+
+
+def test_migrations_are_recorded_and_applied_once(store: EventStore) -> None:
+    assert pending(store, MIGRATIONS) == []
+    assert migrate(store, MIGRATIONS) == []
+
+
+def test_an_edited_migration_is_refused(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = MigrationSet.load
+
+    def edited(self: MigrationSet, backend: str):  # type: ignore[no-untyped-def]
+        migrations = original(self, backend)
+        if self.component == "event_store":
+            first = migrations[0]
+            migrations[0] = type(first)(first.component, 1, first.name, first.sql + "\n-- edit")
+        return migrations
+
+    monkeypatch.setattr(MigrationSet, "load", edited)
+    with pytest.raises(MigrationError, match="edited"):
+        migrate(store, MIGRATIONS)
