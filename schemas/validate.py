@@ -1,0 +1,117 @@
+"""Checking an op's ``data`` against the entity's Struct, into canonical JSON-ready form.
+
+Fields are checked one by one (rather than converting the whole dict at once) so that every
+invalid field is reported in one answer, each with its own path: an offline client fixing a
+queued op should not have to discover its mistakes one round trip at a time.
+
+Canonical form: dates ``YYYY-MM-DD``, times RFC 3339 in UTC, UUIDs as strings, decimals as
+canonical strings (see ``values.py``); on create every field is present, defaults filled in and
+absent optional fields as ``null``, so that a read row always has the same keys.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from .entities import ACTION_PAYLOADS, CREATE_ONLY, FIELDS
+from .results import FieldError
+from .values import dec_hook, enc_hook
+
+Clean = dict[str, Any]
+
+
+def validate_fields(
+    entity: str, data: Mapping[str, Any], *, partial: bool
+) -> Clean | list[FieldError]:
+    """The canonical fields of a create (``partial=False``) or an update (``partial=True``).
+
+    An update may carry any non-empty subset of the writable fields, minus the create-only ones.
+    ``entity`` must be known (``KeyError`` otherwise: deciding checks it first).
+    """
+    refused = CREATE_ONLY.get(entity, {}) if partial else {}
+    return _validate(FIELDS[entity], data, partial=partial, refused=refused)
+
+
+def validate_action(entity: str, action: str, data: Mapping[str, Any]) -> Clean | list[FieldError]:
+    """The canonical payload of an action such as ``record_sale`` (``KeyError`` if unknown)."""
+    return _validate(ACTION_PAYLOADS[(entity, action)], data, partial=False, refused={})
+
+
+def _validate(
+    cls: type[msgspec.Struct],
+    data: Mapping[str, Any],
+    *,
+    partial: bool,
+    refused: Mapping[str, str],
+) -> Clean | list[FieldError]:
+    fields = {info.name: info for info in msgspec.structs.fields(cls)}
+    errors: list[FieldError] = []
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        path = f"data.{key}"
+        info = fields.get(key)
+        if key in refused:
+            errors.append(FieldError(path, refused[key]))
+        elif info is None:
+            errors.append(FieldError(path, "unknown field"))
+        else:
+            try:
+                values[key] = msgspec.convert(raw, info.type, strict=True, dec_hook=dec_hook)
+            except msgspec.ValidationError as exc:
+                errors.append(_field_error(path, exc))
+    if partial and not data:
+        errors.append(FieldError("data", "must contain at least one field to change"))
+    if not partial:
+        errors.extend(
+            FieldError(f"data.{name}", "is required")
+            for name, info in fields.items()
+            if info.required and name not in data
+        )
+    if errors:
+        return errors
+    if partial:
+        return {key: msgspec.to_builtins(value, enc_hook=enc_hook) for key, value in values.items()}
+    # Building the Struct fills the defaults and runs its __post_init__ normalization.
+    built = msgspec.to_builtins(cls(**values), enc_hook=enc_hook)
+    assert isinstance(built, dict)
+    return built
+
+
+_AT = " - at `$"
+_MEMBER = re.compile(r"Object (contains unknown|missing required) field `(.*)`")
+
+# msgspec's wording, rephrased for people who never saw a type annotation.
+_REPHRASE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"Expected `str` of length <= (\d+)"), r"must be at most \1 characters"),
+    (re.compile(r"Expected `str` of length >= (\d+)"), r"must be at least \1 characters"),
+    (re.compile(r"Expected `str` matching regex .*"), "must not be blank"),
+    (re.compile(r"Expected `array` of length <= (\d+)"), r"must have at most \1 items"),
+    (re.compile(r"Expected `array` of length >= (\d+)"), r"must have at least \1 items"),
+    (re.compile(r"Expected `int` >= (-?\d+)"), r"must be >= \1"),
+    (re.compile(r"Expected `int` <= (-?\d+)"), r"must be <= \1"),
+    (re.compile(r"Invalid RFC3339 encoded date"), "must be a date in the form YYYY-MM-DD"),
+    (re.compile(r"Invalid RFC3339 encoded datetime"), "must be an RFC 3339 date-time"),
+    (re.compile(r"Expected `datetime` with a timezone.*"), "must include a timezone (Z or +hh:mm)"),
+    (re.compile(r"Invalid enum value '(.*)'"), r"'\1' is not one of the allowed values"),
+)
+
+
+def _field_error(prefix: str, exc: msgspec.ValidationError) -> FieldError:
+    """``Expected `int`, got `str` - at `$[0].sets[1].reps``` under ``data.exercises``."""
+    message, _, where = str(exc).partition(_AT)
+    suffix = where.rstrip("`")
+    # msgspec reports an unknown or missing member at its object: put the member in the path,
+    # the way top-level fields are reported.
+    member = _MEMBER.fullmatch(message)
+    if member:
+        suffix = f"{suffix}.{member.group(2)}"
+        message = "unknown field" if member.group(1) == "contains unknown" else "is required"
+    for pattern, replacement in _REPHRASE:
+        if pattern.fullmatch(message):
+            message = pattern.sub(replacement, message)
+            break
+    return FieldError(prefix + suffix, message)

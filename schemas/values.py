@@ -1,0 +1,156 @@
+"""Scalar wire types that msgspec cannot check alone: exact decimals and ISO codes.
+
+Each is a subclass of a builtin (``Decimal`` or ``str``) with a ``parse`` class method. msgspec
+hands any value bound for one of them to ``dec_hook``, which calls ``parse``; a ``ValueError``
+raised there becomes a ``ValidationError`` carrying the path of the value. ``enc_hook`` turns
+them back into their canonical JSON form.
+
+Decimals
+--------
+Money and measures travel as strings (``"12000.00"``). A JSON integer is accepted because it is
+exact; a JSON number with a fraction (a float) is refused because it has already lost precision
+by the time it reaches us (``0.1 + 0.2``). Only plain notation is accepted: no exponent (``1e999``
+would be a cheap way to make us do expensive arithmetic), no NaN or Infinity (they break every
+comparison and sum).
+
+Every decimal field takes at most ``MAX_PLACES`` = 4 decimal places, enough for the currencies
+with three minor units (KWD, BHD…) and for percentages like ``12.125``, and a magnitude of at
+most ``MAX_MAGNITUDE`` = 10^12. Canonical output: money keeps at least two places (``"12000"``
+and ``"12000.0"`` become ``"12000.00"``, ``"1.125"`` stays), every other decimal drops trailing
+zeros (``"15.50"`` becomes ``"15.5"``, ``"0.0"`` becomes ``"0"``). One canonical spelling per
+value is what lets ``decide`` compare a proposed value with the stored one as plain strings.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any, ClassVar, Self
+
+from .codes import COUNTRIES, CURRENCIES
+
+MAX_PLACES = 4
+MAX_MAGNITUDE = Decimal(10) ** 12
+# Longest plain spelling of an accepted value, with room for trailing zeros a client may pad.
+_MAX_TEXT = 40
+# ASCII digits only: \d would also match other scripts ("١٢"), which Decimal accepts too.
+_PLAIN = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+class WireDecimal(Decimal):
+    """A non-negative decimal with bounds; subclasses set the bounds and the canonical scale."""
+
+    low: ClassVar[Decimal] = Decimal(0)
+    high: ClassVar[Decimal] = MAX_MAGNITUDE
+    min_places: ClassVar[int] = 0
+
+    @classmethod
+    def parse(cls, raw: object) -> Self:
+        if isinstance(raw, bool) or not isinstance(raw, str | int):
+            if isinstance(raw, float):
+                raise ValueError('must be a decimal string such as "12.50", not a JSON float')
+            raise ValueError("must be a decimal string or an integer")
+        if isinstance(raw, str) and (len(raw) > _MAX_TEXT or not _PLAIN.fullmatch(raw)):
+            raise ValueError('must be a plain decimal string such as "12.50"')
+        # Bounds are checked before anything is built from a huge integer.
+        value: Decimal | int = raw if isinstance(raw, int) else Decimal(raw)
+        if value < cls.low:
+            raise ValueError(f"must be >= {cls.low}")
+        if value > cls.high:
+            raise ValueError(f"must be <= {cls.high}")
+        value = Decimal(value)
+        if _places(value) > MAX_PLACES:
+            raise ValueError(f"must have at most {MAX_PLACES} decimal places")
+        # Adding zero turns -0 into 0, so that zero has one spelling.
+        return cls(value + 0)
+
+    def canonical(self) -> str:
+        places = max(self.min_places, _places(self))
+        return format(Decimal(self).quantize(Decimal(1).scaleb(-places)), "f")
+
+
+class Money(WireDecimal):
+    min_places: ClassVar[int] = 2
+
+
+class Percent(WireDecimal):
+    high: ClassVar[Decimal] = Decimal(100)
+
+
+class Measure(WireDecimal):
+    """A physical quantity such as a weight: non-negative, plain canonical form."""
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # finite by construction
+    return max(0, -exponent)
+
+
+class CountryCode(str):
+    """ISO 3166-1 alpha-2, uppercase as the standard writes it ("ES", not "es")."""
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, raw: object) -> Self:
+        if not isinstance(raw, str):
+            raise ValueError("must be a string")
+        if raw not in COUNTRIES:
+            raise ValueError("must be an ISO 3166-1 alpha-2 country code in uppercase, e.g. ES")
+        return cls(raw)
+
+
+class CurrencyCode(str):
+    """ISO 4217 alphabetic code, uppercase ("EUR")."""
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, raw: object) -> Self:
+        if not isinstance(raw, str):
+            raise ValueError("must be a string")
+        if raw not in CURRENCIES:
+            raise ValueError("must be an ISO 4217 currency code in uppercase, e.g. EUR")
+        return cls(raw)
+
+
+MAX_COUNT = 10**12
+"""Largest stock quantity, sale quantity or stock delta: anything above is a typo or an attack."""
+
+
+class StockDelta(int):
+    """A change of stock, never 0: a zero adjustment would be an event that says nothing."""
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, raw: object) -> Self:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ValueError("must be an integer")
+        if raw == 0:
+            raise ValueError("must not be 0")
+        if not -MAX_COUNT <= raw <= MAX_COUNT:
+            raise ValueError(f"must be between -{MAX_COUNT} and {MAX_COUNT}")
+        return cls(raw)
+
+
+_PARSERS = (WireDecimal, CountryCode, CurrencyCode, StockDelta)
+
+
+def dec_hook(type_: type, raw: Any) -> Any:
+    """msgspec decode hook for the types above."""
+    if isinstance(type_, type) and issubclass(type_, _PARSERS):
+        return type_.parse(raw)
+    raise NotImplementedError(f"no decoder for {type_!r}")
+
+
+def enc_hook(value: Any) -> Any:
+    """msgspec encode hook: the canonical JSON form of the types above."""
+    if isinstance(value, WireDecimal):
+        return value.canonical()
+    if isinstance(value, CountryCode | CurrencyCode):
+        return str(value)
+    if isinstance(value, StockDelta):
+        return int(value)
+    raise NotImplementedError(f"no encoder for {type(value)!r}")

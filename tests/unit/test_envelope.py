@@ -1,0 +1,181 @@
+"""The push envelope, results, pull pages and event type registry: shapes on the wire."""
+
+from __future__ import annotations
+
+import json
+from uuid import UUID
+
+import msgspec
+import pytest
+
+from event_store.errors import UnknownEventType
+from schemas.events import SCHEMA_VERSIONS, build_registry
+from schemas.ops import CURRENT_OP_SCHEMA, Op, PushRequest, upcast_op
+from schemas.pull import Change, PullPage
+from schemas.results import Conflict, FieldError, OpError, OpResult, PushResponse
+
+OP_ID = "6f1c0a2e-9d43-4c59-9a38-0d3c8f6e2b11"
+ENTITY_ID = "2b0e7d3c-5a41-4f0e-8a6c-1e9d2f3b4c5d"
+CLIENT = "0b6c5d7e-0000-4000-8000-000000000000"
+
+
+def push_body(**overrides: object) -> bytes:
+    op = {"op_id": OP_ID, "entity": "show", "id": ENTITY_ID, "action": "create", "data": {"x": 1}}
+    return json.dumps({"client_id": CLIENT, "ops": [op], **overrides}).encode()
+
+
+def decode(body: bytes) -> PushRequest:
+    return msgspec.json.decode(body, type=PushRequest)
+
+
+def test_push_request_defaults() -> None:
+    request = decode(push_body())
+    assert request.schema_version == 1
+    assert request.atomic is False
+    assert request.ops[0].base_version is None
+    assert request.ops[0].client_ts is None
+    assert request.ops[0].data == {"x": 1}
+
+
+def test_unknown_entity_action_and_data_are_left_to_per_op_answers() -> None:
+    op = {
+        "op_id": OP_ID,
+        "entity": "planet",
+        "id": ENTITY_ID,
+        "action": "explode",
+        "data": {"a": []},
+    }
+    request = decode(json.dumps({"client_id": CLIENT, "ops": [op]}).encode())
+    assert request.ops[0].entity == "planet"
+    assert request.ops[0].action == "explode"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        push_body(client_id="device-1"),
+        push_body(ops=[{"op_id": "1", "entity": "show", "id": ENTITY_ID, "action": "create"}]),
+        push_body(ops=[{"op_id": OP_ID, "entity": "show", "id": 7, "action": "create"}]),
+        push_body(
+            ops=[
+                {"op_id": OP_ID, "entity": "show", "id": ENTITY_ID, "action": "create", "data": []}
+            ]
+        ),
+        push_body(ops=[{"op_id": OP_ID, "entity": 1, "id": ENTITY_ID, "action": "create"}]),
+        push_body(ops=[{"op_id": OP_ID, "entity": "show", "id": ENTITY_ID}]),
+        push_body(
+            ops=[
+                {
+                    "op_id": OP_ID,
+                    "entity": "show",
+                    "id": ENTITY_ID,
+                    "action": "update",
+                    "base_version": "3",
+                }
+            ]
+        ),
+        push_body(ops={}),
+        push_body(atomic="yes"),
+        push_body(atomc=True),
+        push_body(schema_version=1.5),
+        push_body(ops=[{"op_id": OP_ID, "entity": "x" * 65, "id": ENTITY_ID, "action": "create"}]),
+    ],
+)
+def test_envelope_errors_refuse_the_whole_request(body: bytes) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        decode(body)
+
+
+def test_upcast_current_schema_is_identity() -> None:
+    op = Op(op_id=UUID(OP_ID), entity="show", id=UUID(ENTITY_ID), action="create")
+    assert upcast_op(op, CURRENT_OP_SCHEMA) is op
+
+
+@pytest.mark.parametrize("version", [0, -1, CURRENT_OP_SCHEMA + 1, 99])
+def test_upcast_unknown_schema_is_unsupported(version: int) -> None:
+    op = Op(op_id=UUID(OP_ID), entity="show", id=UUID(ENTITY_ID), action="create")
+    result = upcast_op(op, version)
+    assert isinstance(result, OpError)
+    assert result.code == "unsupported_schema"
+
+
+def encoded(value: object) -> object:
+    return json.loads(msgspec.json.encode(value))
+
+
+def test_results_omit_absent_members() -> None:
+    applied = OpResult(op_id=UUID(OP_ID), status="applied", version=4)
+    assert encoded(applied) == {"op_id": OP_ID, "status": "applied", "version": 4}
+    duplicate = OpResult(op_id=UUID(OP_ID), status="duplicate", original=applied)
+    assert encoded(duplicate)["original"] == {"op_id": OP_ID, "status": "applied", "version": 4}
+    rejected = OpResult(
+        op_id=UUID(OP_ID),
+        status="rejected",
+        error=OpError("validation_failed", "bad", [FieldError("data.fee", "must be >= 0")]),
+    )
+    assert encoded(rejected)["error"] == {
+        "code": "validation_failed",
+        "message": "bad",
+        "errors": [{"path": "data.fee", "message": "must be >= 0"}],
+    }
+    assert "errors" not in encoded(OpError("not_found", "gone"))
+
+
+def test_conflict_always_carries_its_members() -> None:
+    conflict = OpResult(
+        op_id=UUID(OP_ID),
+        status="conflict",
+        conflict=Conflict("entity_deleted", 3, {}, []),
+    )
+    assert encoded(conflict)["conflict"] == {
+        "reason": "entity_deleted",
+        "server_version": 3,
+        "server_data": {},
+        "fields": [],
+    }
+
+
+def test_push_response_round_trips() -> None:
+    response = PushResponse([OpResult(op_id=UUID(OP_ID), status="applied", version=1)], "12.12")
+    assert msgspec.json.decode(msgspec.json.encode(response), type=PushResponse) == response
+
+
+def test_pull_page_shape() -> None:
+    page = PullPage(
+        changes=[
+            Change("show", UUID(ENTITY_ID), "upsert", 2, {"city": "Madrid"}),
+            Change("cost", UUID(OP_ID), "delete", 3),
+        ],
+        cursor="5.9",
+        has_more=False,
+    )
+    assert encoded(page) == {
+        "changes": [
+            {
+                "entity": "show",
+                "id": ENTITY_ID,
+                "op": "upsert",
+                "version": 2,
+                "data": {"city": "Madrid"},
+            },
+            {"entity": "cost", "id": OP_ID, "op": "delete", "version": 3},
+        ],
+        "cursor": "5.9",
+        "has_more": False,
+        "reset": False,
+    }
+
+
+def test_registry_declares_every_event_type_at_version_1() -> None:
+    registry = build_registry()
+    assert registry.strict
+    assert len(SCHEMA_VERSIONS) == 15
+    for type_ in SCHEMA_VERSIONS:
+        assert registry.current_version(type_) == 1
+        assert registry.upcast(type_, 1, {"a": 1}) == (1, {"a": 1})
+    for type_ in ("show.created", "product.sale_recorded", "workout.set_logged", "cost.deleted"):
+        assert type_ in SCHEMA_VERSIONS
+    with pytest.raises(UnknownEventType):
+        registry.upcast("show.exploded", 1, {})
+    with pytest.raises(UnknownEventType):
+        registry.upcast("show.created", 2, {})
