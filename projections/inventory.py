@@ -1,0 +1,102 @@
+"""Projector of the ``inventory`` read table (entity ``product``).
+
+Derived fields:
+
+* ``low_stock`` = quantity <= reorder_point.
+* ``sold_30d``: units sold with ``sold_at`` in (t - 30 days, t], where t is the ``recorded_at``
+  of the event being applied. Never the wall clock: a rebuild from the log must give the same
+  value as live processing did. So the figure is "as of the product's last event", which is
+  also when the row (and its ``sync_pos``) last moved for pulls.
+* ``avg_daily_sales`` = sold_30d / 30, rounded half up to two places, as a string.
+* ``days_left`` = floor(quantity / (sold_30d / 30)), computed exactly as
+  floor(quantity * 30 / sold_30d); null when nothing was sold in the window.
+
+The sales that may still count are kept in ``hidden["sales"]`` as ``[sold_at, quantity]``
+pairs: those with ``sold_at`` after t - 30 days, including ones dated after t (a device with a
+fast clock), which will count once t catches up. Older ones are dropped for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal, localcontext
+from typing import Any
+
+from event_store.events import RecordedEvent
+from schemas.entities import writable_fields
+
+from . import rows
+from .rows import ReadRow
+
+ENTITY = "product"
+SALES = "sales"
+WINDOW = timedelta(days=30)
+WINDOW_DAYS = 30
+DERIVED = ("low_stock", "sold_30d", "avg_daily_sales", "days_left")
+
+Sale = list[Any]
+"""``[sold_at, quantity]``, sold_at as RFC 3339 text (JSON-ready)."""
+
+
+def created(event: RecordedEvent) -> ReadRow:
+    hidden = rows.with_field_versions({SALES: []}, writable_fields(ENTITY), event.version)
+    data, hidden = _derive(event.data, hidden, event.recorded_at)
+    return rows.created(event, data, hidden)
+
+
+def updated(row: ReadRow, event: RecordedEvent) -> ReadRow:
+    hidden = rows.with_field_versions(row.hidden, event.data, event.version)
+    return _changed(row, event, {**row.data, **event.data}, hidden)
+
+
+def deleted(row: ReadRow, event: RecordedEvent) -> ReadRow:
+    return rows.tombstone(row, event)
+
+
+def stock_adjusted(row: ReadRow, event: RecordedEvent) -> ReadRow:
+    quantity = row.data["quantity"] + event.data["delta"]
+    hidden = rows.with_field_versions(row.hidden, ["quantity"], event.version)
+    return _changed(row, event, {**row.data, "quantity": quantity}, hidden)
+
+
+def sale_recorded(row: ReadRow, event: RecordedEvent) -> ReadRow:
+    quantity = row.data["quantity"] - event.data["quantity"]
+    sales = [*row.hidden.get(SALES, []), [event.data["sold_at"], event.data["quantity"]]]
+    hidden = rows.with_field_versions({**row.hidden, SALES: sales}, ["quantity"], event.version)
+    return _changed(row, event, {**row.data, "quantity": quantity}, hidden)
+
+
+def _changed(
+    row: ReadRow, event: RecordedEvent, fields: Mapping[str, Any], hidden: dict[str, Any]
+) -> ReadRow:
+    data, hidden = _derive(fields, hidden, event.recorded_at)
+    return rows.changed(row, event, data, hidden, own=True)
+
+
+def _derive(
+    fields: Mapping[str, Any], hidden: dict[str, Any], now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fields plus derived ones as of ``now``; ``hidden`` with the sales out of reach dropped."""
+    start = now - WINDOW
+    kept = [sale for sale in hidden.get(SALES, []) if _instant(sale[0]) > start]
+    sold = sum(quantity for sold_at, quantity in kept if _instant(sold_at) <= now)
+    return {**fields, **derived(fields["quantity"], fields["reorder_point"], sold)}, {
+        **hidden,
+        SALES: kept,
+    }
+
+
+def derived(quantity: int, reorder_point: int, sold_30d: int) -> dict[str, Any]:
+    with localcontext(rows.DECIMAL):
+        average = rows.money(Decimal(sold_30d) / WINDOW_DAYS)
+    return {
+        "low_stock": quantity <= reorder_point,
+        "sold_30d": sold_30d,
+        "avg_daily_sales": average,
+        "days_left": quantity * WINDOW_DAYS // sold_30d if sold_30d else None,
+    }
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)

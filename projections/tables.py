@@ -1,0 +1,269 @@
+"""The SQL of the read tables: load rows, save rows, and read changes in sync order.
+
+Each row is stored as the JSON a pull sends (``body``: id, version, the fields with their
+derived values, timestamps) next to the projector's private state (``hidden``), so that a pull
+splices stored bytes into its answer instead of decoding and encoding every row. A few columns
+are copied out of the row for the filters and reference checks that look them up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from event_store import Sql
+
+from .rows import ENTITIES, TABLES, ReadRow, RowKey
+
+# Columns copied out of the row, per table: (column, field of row.data).
+INDEX_COLUMNS: dict[str, tuple[str, ...]] = {
+    "shows": ("status", "date"),
+    "costs": ("show_id",),
+    "workouts": ("date",),
+    "inventory": ("sku", "low_stock"),
+}
+META = ("id", "version", "created_at", "updated_at", "deleted_at")
+ROW_COLUMNS = "id, version, sync_pos, created_at, updated_at, deleted_at, body, hidden"
+
+_encoder = msgspec.json.Encoder()
+_decode_dict = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def body_of(row: ReadRow) -> bytes:
+    """The public JSON of a row: what a pull sends as ``data``."""
+    public: dict[str, Any] = {
+        "id": row.id,
+        "version": row.version,
+        **row.data,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+    if row.deleted_at is not None:
+        public["deleted_at"] = row.deleted_at
+    return _encoder.encode(public)
+
+
+def _row_from(record: Sequence[Any]) -> ReadRow:
+    id_, version, sync_pos, created_at, updated_at, deleted_at, body, hidden = record
+    data = _decode_dict(body)
+    for key in META:
+        data.pop(key, None)
+    return ReadRow(
+        id=id_ if isinstance(id_, UUID) else UUID(id_),
+        version=version,
+        sync_pos=sync_pos,
+        created_at=created_at,
+        updated_at=updated_at,
+        deleted_at=deleted_at,
+        data=data,
+        hidden=_decode_dict(hidden),
+    )
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def load_rows(sql: Sql, owner: UUID, keys: Iterable[RowKey]) -> dict[RowKey, ReadRow]:
+    """The rows that exist among ``keys`` (tombstones included): one query per table."""
+    by_table: dict[str, list[UUID]] = {}
+    for table, id_ in keys:
+        by_table.setdefault(table, []).append(id_)
+    found: dict[RowKey, ReadRow] = {}
+    for table, ids in by_table.items():
+        _check_table(table)
+        for chunk in _chunks(list(dict.fromkeys(ids)), 500):
+            marks = ",".join("?" * len(chunk))
+            records = sql.fetchall(
+                f"SELECT {ROW_COLUMNS} FROM {table} WHERE owner = ? AND id IN ({marks})",
+                [owner, *chunk],
+            )
+            for record in records:
+                row = _row_from(record)
+                found[(table, row.id)] = row
+    return found
+
+
+def load_live_by_sku(sql: Sql, owner: UUID, skus: Iterable[str]) -> dict[RowKey, ReadRow]:
+    """The owner's live products whose sku is among ``skus``."""
+    wanted = list(dict.fromkeys(skus))
+    found: dict[RowKey, ReadRow] = {}
+    for chunk in _chunks(wanted, 500):
+        marks = ",".join("?" * len(chunk))
+        for record in sql.fetchall(
+            f"SELECT {ROW_COLUMNS} FROM inventory WHERE owner = ? AND deleted_at IS NULL "
+            f"AND sku IN ({marks})",
+            [owner, *chunk],
+        ):
+            row = _row_from(record)
+            found[("inventory", row.id)] = row
+    return found
+
+
+def load_all(sql: Sql, owner: UUID | None = None) -> dict[tuple[UUID, str, UUID], ReadRow]:
+    """Every row of every table, keyed by (owner, table, id): for verify and tests."""
+    found: dict[tuple[UUID, str, UUID], ReadRow] = {}
+    for table in TABLES.values():
+        query = f"SELECT owner, {ROW_COLUMNS} FROM {table}"
+        params: list[Any] = []
+        if owner is not None:
+            query += " WHERE owner = ?"
+            params.append(owner)
+        for record in sql.fetchall(query, params):
+            row_owner = record[0] if isinstance(record[0], UUID) else UUID(record[0])
+            row = _row_from(record[1:])
+            found[(row_owner, table, row.id)] = row
+    return found
+
+
+def _index_values(table: str, row: ReadRow) -> list[Any]:
+    values = []
+    for column in INDEX_COLUMNS[table]:
+        value = row.data.get(column)
+        if column == "show_id" and isinstance(value, str):
+            value = UUID(value)
+        values.append(value)
+    return values
+
+
+def save_rows(sql: Sql, owner: UUID, rows: Mapping[RowKey, ReadRow]) -> None:
+    """Insert or replace ``rows``: one statement per table on PostgreSQL."""
+    by_table: dict[str, list[ReadRow]] = {}
+    for (table, _), row in rows.items():
+        by_table.setdefault(table, []).append(row)
+    for table, table_rows in by_table.items():
+        _check_table(table)
+        if sql.backend == "postgres":
+            _save_postgres(sql, owner, table, table_rows)
+        else:
+            _save_sqlite(sql, owner, table, table_rows)
+
+
+def _upsert_columns(table: str) -> list[str]:
+    return [
+        "owner", "id", "version", "sync_pos", "created_at", "updated_at", "deleted_at",
+        *INDEX_COLUMNS[table], "body", "hidden",
+    ]  # fmt: skip
+
+
+def _save_sqlite(sql: Sql, owner: UUID, table: str, rows: list[ReadRow]) -> None:
+    columns = _upsert_columns(table)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
+    sql.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))}) "
+        f"ON CONFLICT (owner, id) DO UPDATE SET {updates}",
+        [
+            [
+                owner, row.id, row.version, row.sync_pos, row.created_at, row.updated_at,
+                row.deleted_at, *_index_values(table, row), body_of(row).decode(),
+                _encoder.encode(row.hidden).decode(),
+            ]
+            for row in rows
+        ],
+    )  # fmt: skip
+
+
+_PG_TYPES = {
+    "id": "uuid", "version": "int", "sync_pos": "bigint", "created_at": "timestamptz",
+    "updated_at": "timestamptz", "deleted_at": "timestamptz", "status": "text", "date": "text",
+    "show_id": "uuid", "sku": "text", "low_stock": "boolean", "body": "text", "hidden": "text",
+}  # fmt: skip
+
+
+def _save_postgres(sql: Sql, owner: UUID, table: str, rows: list[ReadRow]) -> None:
+    # One JSON document for all rows: cheaper than a statement per row or array parameters.
+    columns = _upsert_columns(table)[1:]
+    document = _encoder.encode(
+        [
+            [
+                row.id, row.version, row.sync_pos, row.created_at, row.updated_at,
+                row.deleted_at, *_index_values(table, row), body_of(row).decode(),
+                _encoder.encode(row.hidden).decode(),
+            ]
+            for row in rows
+        ]
+    )  # fmt: skip
+    picks = ", ".join(
+        f"(r->>{i})::{_PG_TYPES[c]}" if c != "body" and c != "hidden" else f"r->>{i}"
+        for i, c in enumerate(columns)
+    )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+    sql.execute(
+        f"INSERT INTO {table} (owner, {', '.join(columns)}) "
+        f"SELECT ?, {picks} FROM json_array_elements(?::json) AS r "
+        f"ON CONFLICT (owner, id) DO UPDATE SET {updates}",
+        [owner, document.decode()],
+    )
+
+
+def _check_table(table: str) -> None:
+    if table not in ENTITIES:
+        raise ValueError(f"unknown read table {table!r}")
+
+
+class ChangeRecord(msgspec.Struct, frozen=True):
+    """One row as a pull reads it: where it is in sync order and its stored public JSON."""
+
+    entity: str
+    id: UUID
+    version: int
+    sync_pos: int
+    deleted: bool
+    body: str
+
+
+def changes_after(
+    sql: Sql,
+    owner: UUID,
+    after: int,
+    limit: int,
+    tables: Sequence[str] = tuple(TABLES.values()),
+    recorded_after: datetime | None = None,
+) -> list[ChangeRecord]:
+    """The owner's rows changed after sync position ``after`` (or, if given, updated after
+    ``recorded_after``), in sync order, at most ``limit``.
+
+    Gap-free: one owner's writes are serialized and take increasing positions (event_store's
+    ``store.py``), so a snapshot always holds a prefix of that owner's sync positions.
+    """
+    branches = []
+    params: list[Any] = []
+    for table in tables:
+        _check_table(table)
+        condition = "sync_pos > ?"
+        value: Any = after
+        if recorded_after is not None:
+            condition = "updated_at > ?"
+            value = recorded_after
+        branches.append(
+            f"SELECT '{ENTITIES[table]}' AS entity, id, version, sync_pos, deleted_at, body "
+            f"FROM {table} WHERE owner = ? AND {condition}"
+        )
+        params += [owner, value]
+    query = " UNION ALL ".join(f"SELECT * FROM ({b}) AS b{i}" for i, b in enumerate(branches))
+    records = sql.fetchall(f"{query} ORDER BY sync_pos LIMIT ?", [*params, limit])
+    return [
+        ChangeRecord(
+            entity=entity,
+            id=id_ if isinstance(id_, UUID) else UUID(id_),
+            version=version,
+            sync_pos=sync_pos,
+            deleted=deleted_at is not None,
+            body=body,
+        )
+        for entity, id_, version, sync_pos, deleted_at, body in records
+    ]
+
+
+def head(sql: Sql, owner: UUID) -> int:
+    """The highest sync position among the owner's rows (0 when there is none)."""
+    parts = " UNION ALL ".join(
+        f"SELECT max(sync_pos) AS m FROM {t} WHERE owner = ?" for t in TABLES.values()
+    )
+    row = sql.fetchone(f"SELECT max(m) FROM ({parts}) AS heads", [owner] * len(TABLES))
+    return int(row[0]) if row and row[0] is not None else 0
