@@ -1,0 +1,143 @@
+"""The Starlette application: routes, middleware, error handlers, and the store's lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Scope
+
+from event_store import StoreUnavailable, migrate
+
+from .auth import Auth, AuthMiddleware, load_signing_key
+from .middleware import RequestContext
+from .problems import Problem, handle_problem, problem_response, request_id_of
+from .routes import health
+from .services import MIGRATIONS, Services, connect
+from .settings import Settings
+
+log = logging.getLogger("sync_server")
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    problem = Problem(exc.status_code, codes.get(exc.status_code, "http_error"), exc.detail)
+    return problem_response(problem, request_id_of(request))
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable", extra={"error": str(exc)})
+    problem = Problem(
+        503,
+        "unavailable",
+        "the database is unavailable; retry shortly",
+        headers={"Retry-After": "2"},
+    )
+    return problem_response(problem, request_id_of(request))
+
+
+def _route_table(routes: list[BaseRoute], prefix: str = "") -> dict[Any, str]:
+    table: dict[Any, str] = {}
+    for route in routes:
+        if isinstance(route, Route):
+            table[route.endpoint] = prefix + route.path
+        elif isinstance(route, Mount):
+            table.update(_route_table(list(route.routes), prefix + route.path))
+    return table
+
+
+def build_routes(services: Services) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [*health.routes]
+    for module_name in ("auth", "sync"):
+        module = _optional_routes(module_name)
+        if module is not None:
+            routes.extend(module.routes)
+    return routes
+
+
+def _optional_routes(name: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(f"sync_server.routes.{name}")
+    except ModuleNotFoundError as error:
+        if error.name != f"sync_server.routes.{name}":
+            raise
+        return None
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
+    settings = settings or (services.settings if services else Settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        signing_key = load_signing_key(settings)  # before connecting: no secret, no start
+        own = services is None
+        running = services or Services(settings, connect(settings))
+        if own and settings.should_migrate_on_start:
+            applied = await anyio.to_thread.run_sync(migrate, running.store, MIGRATIONS)
+            for migration in applied:
+                log.info("migration applied", extra={"migration": migration.name})
+        if "auth" not in running.extras:
+            running.extras["auth"] = await Auth.create(settings, running.store, signing_key)
+        app.state.services = running
+        for hook in app.state.startup_hooks:
+            await hook(running)
+        log.info(
+            "serving",
+            extra={"database": settings.display_database, "backend": running.store.backend},
+        )
+        try:
+            yield
+        finally:
+            for hook in app.state.shutdown_hooks:
+                await hook(running)
+            if own:
+                await anyio.to_thread.run_sync(running.store.close)
+
+    placeholder = services or Services(settings, store=None)  # type: ignore[arg-type]
+    routes = build_routes(placeholder)
+    route_table = _route_table(routes)
+
+    def route_of(scope: Scope) -> str:
+        return route_table.get(scope.get("endpoint"), "unmatched")
+
+    middleware = [Middleware(RequestContext, route_of=route_of)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+                expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
+            )
+        )
+    # Inside CORS, so that preflights are answered before it and its 401s carry CORS headers.
+    middleware.append(Middleware(AuthMiddleware))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            Problem: handle_problem,
+            HTTPException: _http_exception,
+            StoreUnavailable: _unavailable,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    return app

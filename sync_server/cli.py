@@ -1,0 +1,124 @@
+"""``sync-server``: serve, migrate, and the tools that work on the log."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from .settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    # Command-line flags win over the environment; the environment over the defaults.
+    overrides = {}
+    if getattr(args, "database_url", None):
+        overrides["DATABASE_URL"] = args.database_url
+    if getattr(args, "data_dir", None):
+        overrides["SYNC_DATA_DIR"] = args.data_dir
+    os.environ.update(overrides)
+    return Settings()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from . import logs
+
+    if args.host:
+        os.environ["SYNC_HOST"] = args.host
+    if args.port is not None:
+        os.environ["SYNC_PORT"] = str(args.port)
+    if args.workers is not None:
+        os.environ["SYNC_WORKERS"] = str(args.workers)
+    settings = _settings(args)
+    logs.configure(settings.log_level, settings.log_json)
+    if settings.embedded and settings.workers > 1:
+        print(
+            "sync-server: the embedded SQLite mode runs one writer process; use --workers 1, "
+            "or set DATABASE_URL to a PostgreSQL database for several workers",
+            file=sys.stderr,
+        )
+        return 2
+    if not settings.embedded and not settings.should_migrate_on_start:
+        from event_store import pending
+
+        from .services import MIGRATIONS, connect
+
+        with connect(settings) as store:
+            waiting = pending(store, MIGRATIONS)
+        if waiting:
+            print(
+                f"sync-server: {len(waiting)} migration(s) pending; run `sync-server migrate` "
+                "first (or set SYNC_MIGRATE_ON_START=true)",
+                file=sys.stderr,
+            )
+            return 2
+    uvicorn.run(
+        "sync_server.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from event_store import migrate
+
+    from .services import MIGRATIONS, connect
+
+    settings = _settings(args)
+    with connect(settings) as store:
+        applied = migrate(store, MIGRATIONS)
+    for migration in applied:
+        print(f"applied {migration.component} {migration.version:04d}_{migration.name}")
+    print(f"database {settings.display_database} is up to date ({len(applied)} applied)")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, or SQLite)")
+    parser.add_argument("--data-dir", help="where the embedded SQLite file lives (.sync-data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sync-server", description="Event-sourced, offline-first sync backend."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    _common(serve)
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8000)")
+    serve.add_argument("--workers", type=int, help="server processes (PostgreSQL only)")
+    serve.set_defaults(run=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending database migrations")
+    _common(migrate)
+    migrate.set_defaults(run=cmd_migrate)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(commands)
+    return parser
+
+
+# Other modules add their commands here (rebuild, verify, export, …) without this file
+# having to import them all at start.
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""Deciding: one client op and the current state in, events or a refusal out. Pure.
+
+``decide`` never touches storage; the caller loads what ``references_needed`` names (see
+``refs.py``), then appends the accepted events and projects them.
+"""
+
+from __future__ import annotations
+
+from schemas.entities import CREATE, DELETE, UPDATE, actions_of
+from schemas.ops import Op
+from schemas.results import UNKNOWN_ACTION, UNKNOWN_ENTITY
+
+from . import costs, crud, products, shows, workouts
+from .refs import Needs, references_from_rows, references_needed, state_from_rows
+from .state import (
+    Accepted,
+    Conflicted,
+    Decision,
+    EntityState,
+    PendingEvent,
+    References,
+    Rejected,
+    rejected,
+)
+
+RULES: dict[str, crud.Rules] = {
+    rules.entity: rules for rules in (shows.RULES, costs.RULES, workouts.RULES, products.RULES)
+}
+
+_NO_REFERENCES = References()
+
+
+def decide(op: Op, state: EntityState | None, refs: References = _NO_REFERENCES) -> Decision:
+    """What ``op`` does to the entity in ``state`` (None: it does not exist)."""
+    if state is not None and (state.entity, state.id) != (op.entity, op.id):
+        raise ValueError(
+            f"state of {state.entity} {state.id} given for an op on {op.entity} {op.id}"
+        )
+    rules = RULES.get(op.entity)
+    if rules is None:
+        known = ", ".join(RULES)
+        return rejected(UNKNOWN_ENTITY, f"unknown entity {op.entity!r}; known: {known}")
+    if op.action == CREATE:
+        return crud.create(rules, op, state, refs)
+    if op.action == UPDATE:
+        return crud.update(rules, op, state, refs)
+    if op.action == DELETE:
+        return crud.delete(rules, op, state, refs)
+    action = rules.actions.get(op.action)
+    if action is None:
+        known = ", ".join(sorted(actions_of(op.entity)))
+        return rejected(
+            UNKNOWN_ACTION, f"unknown action {op.action!r} for {op.entity}; known: {known}"
+        )
+    return action(op, state, refs)
+
+
+__all__ = [
+    "Accepted",
+    "Conflicted",
+    "Decision",
+    "EntityState",
+    "Needs",
+    "PendingEvent",
+    "References",
+    "Rejected",
+    "decide",
+    "references_from_rows",
+    "references_needed",
+    "state_from_rows",
+]

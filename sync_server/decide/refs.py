@@ -1,0 +1,93 @@
+"""What the caller must load before deciding an op, and how to turn loaded rows into inputs.
+
+Everything here reads rows, never the database: the push layer keeps the batch's rows in memory
+(loaded, then changed by ``projections.apply.apply_event`` after each accepted op), so an op sees
+what the ops before it in the same batch did, e.g. a show created two ops earlier.
+
+The caller's part, per op:
+
+1. ``needs = references_needed(op)``;
+2. load into ``rows`` each key of ``needs.rows`` not already there, and every live ``inventory``
+   row of the owner whose sku is in ``needs.skus`` and whose key is not already there (never
+   replace a row in memory: it holds the batch's newer state);
+3. ``decide(op, state_from_rows(op, rows), references_from_rows(op, rows))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from uuid import UUID
+
+import msgspec
+
+from projections import shows
+from projections.rows import TABLES, ReadRow, RowKey
+from schemas.entities import CREATE, DELETE, UPDATE
+from schemas.ops import Op
+
+from .state import EntityState, References
+
+_SHOWS = TABLES["show"]
+_INVENTORY = TABLES["product"]
+
+
+class Needs(msgspec.Struct, frozen=True):
+    rows: frozenset[RowKey] = frozenset()
+    """Rows to load by key: the op's own row, and the show a cost op names."""
+    skus: frozenset[str] = frozenset()
+    """Load the owner's live products with these skus (uniqueness of a product's sku)."""
+
+
+def references_needed(op: Op) -> Needs:
+    table = TABLES.get(op.entity)
+    if table is None:
+        return Needs()
+    keys: set[RowKey] = {(table, op.id)}
+    skus: set[str] = set()
+    if op.action in (CREATE, UPDATE):
+        show_id = _uuid(op.data.get("show_id")) if op.entity == "cost" else None
+        if show_id is not None:
+            keys.add((_SHOWS, show_id))
+        sku = op.data.get("sku") if op.entity == "product" else None
+        if isinstance(sku, str):
+            skus.add(sku)
+    # A show's deletion cascades to its live costs, which its own row lists: nothing more to load.
+    return Needs(frozenset(keys), frozenset(skus))
+
+
+def state_from_rows(op: Op, rows: Mapping[RowKey, ReadRow]) -> EntityState | None:
+    """The op's entity as ``rows`` hold it, or None if it does not exist."""
+    table = TABLES.get(op.entity)
+    row = None if table is None else rows.get((table, op.id))
+    return None if row is None else EntityState.from_row(op.entity, row)
+
+
+def references_from_rows(op: Op, rows: Mapping[RowKey, ReadRow]) -> References:
+    needs = references_needed(op)
+    referenced_shows = {
+        key[1]: EntityState.from_row("show", row)
+        for key in needs.rows
+        if key[0] == _SHOWS and (row := rows.get(key)) is not None
+    }
+    by_sku = {}
+    if needs.skus:
+        by_sku = {
+            row.data["sku"]: row.id
+            for (table, _), row in rows.items()
+            if table == _INVENTORY and not row.deleted and row.data["sku"] in needs.skus
+        }
+    cascade: dict[UUID, list[UUID]] = {}
+    if op.entity == "show" and op.action == DELETE:
+        show = rows.get((_SHOWS, op.id))
+        if show is not None:
+            cascade[op.id] = shows.live_cost_ids(show)
+    return References(shows=referenced_shows, products_by_sku=by_sku, costs_by_show=cascade)
+
+
+def _uuid(value: object) -> UUID | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        return None

@@ -1,0 +1,43 @@
+"""What a running server holds: settings, the store, and the services built on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from event_store import EventStore, MigrationSet, open_store
+from event_store.migrator import EVENT_LOG
+
+from .settings import Settings
+
+# Every component's migrations, in the order their tables depend on each other.
+MIGRATIONS: list[MigrationSet] = [
+    EVENT_LOG,
+    MigrationSet("projections", "projections"),
+    MigrationSet("accounts", "sync_server"),
+]
+
+
+def _registry() -> Any:
+    try:
+        from schemas.events import build_registry
+    except ImportError:  # the event catalogue is optional for the store alone
+        return None
+    return build_registry()
+
+
+def connect(settings: Settings) -> EventStore:
+    return open_store(
+        settings.database_url,
+        data_dir=str(settings.data_dir),
+        registry=_registry(),
+        pool_min=settings.pool_min_size,
+        pool_max=settings.pool_max_size,
+    )
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: EventStore
+    extras: dict[str, Any] = field(default_factory=dict)
