@@ -19,10 +19,12 @@ from starlette.types import Scope
 
 from event_store import StoreUnavailable, migrate
 
+from . import cursors
 from .auth import Auth, AuthMiddleware, load_signing_key
 from .middleware import RequestContext
 from .problems import Problem, handle_problem, problem_response, request_id_of
-from .routes import health
+from .routes import auth as auth_routes
+from .routes import health, sync
 from .services import MIGRATIONS, Services, connect
 from .settings import Settings
 
@@ -57,24 +59,8 @@ def _route_table(routes: list[BaseRoute], prefix: str = "") -> dict[Any, str]:
     return table
 
 
-def build_routes(services: Services) -> list[BaseRoute]:
-    routes: list[BaseRoute] = [*health.routes]
-    for module_name in ("auth", "sync"):
-        module = _optional_routes(module_name)
-        if module is not None:
-            routes.extend(module.routes)
-    return routes
-
-
-def _optional_routes(name: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(f"sync_server.routes.{name}")
-    except ModuleNotFoundError as error:
-        if error.name != f"sync_server.routes.{name}":
-            raise
-        return None
+def build_routes() -> list[BaseRoute]:
+    return [*health.routes, *auth_routes.routes, *sync.routes]
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
@@ -92,6 +78,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 log.info("migration applied", extra={"migration": migration.name})
         if "auth" not in running.extras:
             running.extras["auth"] = await Auth.create(settings, running.store, signing_key)
+        running.cursor_key = cursors.derive_key(signing_key)
         app.state.services = running
         for hook in app.state.startup_hooks:
             await hook(running)
@@ -107,8 +94,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if own:
                 await anyio.to_thread.run_sync(running.store.close)
 
-    placeholder = services or Services(settings, store=None)  # type: ignore[arg-type]
-    routes = build_routes(placeholder)
+    routes = build_routes()
     route_table = _route_table(routes)
 
     def route_of(scope: Scope) -> str:

@@ -46,6 +46,8 @@ async def read_json(request: Request, type_: type[T], max_bytes: int) -> T:
         raw = msgspec.json.decode(body)
     except msgspec.DecodeError as error:
         raise Problem(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+    except UnicodeDecodeError:
+        raise Problem(400, "malformed_json", "the body is not valid UTF-8") from None
     try:
         return msgspec.convert(raw, type_, strict=True)
     except msgspec.ValidationError as error:

@@ -40,4 +40,6 @@ def connect(settings: Settings) -> EventStore:
 class Services:
     settings: Settings
     store: EventStore
+    cursor_key: bytes = b""
+    """The key pull cursors are signed with (derived from the token secret at start)."""
     extras: dict[str, Any] = field(default_factory=dict)

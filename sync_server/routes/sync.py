@@ -1,0 +1,138 @@
+"""``POST /v1/sync/push`` and ``GET /v1/sync/pull`` (PROTOCOL.md, "Push" and "Pull").
+
+Handlers only translate HTTP: the envelope is checked here (400/413/415/422, nothing written),
+the work is done by ``push.py`` and ``pull.py`` in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from schemas.ops import PushRequest
+from schemas.results import PushResponse
+
+from .. import cursors
+from ..auth import principal_of
+from ..http import json_response, read_json
+from ..problems import FieldProblem, Problem
+from ..pull import ENTITIES, Since, pull
+from ..push import Origin, push
+from ..services import Services
+
+log = logging.getLogger("sync_server.sync")
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def push_endpoint(request: Request) -> Response:
+    services = _services(request)
+    settings = services.settings
+    body = await read_json(request, PushRequest, settings.max_body_bytes)
+    if len(body.ops) > settings.max_ops_per_batch:
+        raise Problem(
+            413,
+            "too_many_ops",
+            f"a batch holds at most {settings.max_ops_per_batch} ops; "
+            f"this one has {len(body.ops)}: split it",
+        )
+    principal = principal_of(request)
+    origin = Origin(
+        owner=principal.user.id,
+        client_id=body.client_id,
+        device=str(principal.session_id),
+        request_id=getattr(request.state, "request_id", None),
+    )
+    pushed = await run_in_threadpool(push, services.store, body, origin)
+    statuses = Counter(result.status for result in pushed.results)
+    if statuses["conflict"] or statuses["rejected"]:
+        # One line per push, not per op: an offline queue of a thousand stale ops must not
+        # flood the log.
+        log.warning(
+            "push refused ops",
+            extra={"ops": len(body.ops), "atomic": body.atomic, **dict(statuses)},
+        )
+    cursor = cursors.encode(services.cursor_key, origin.owner, pushed.cursor)
+    return json_response(PushResponse(pushed.results, cursor))
+
+
+def _since(request: Request, services: Services) -> Since:
+    raw = request.query_params.get("since")
+    if raw is None or raw == "":
+        return Since()
+    owner = principal_of(request).user.id
+    if raw.startswith(cursors.PREFIX + "."):
+        try:
+            return Since(cursor=cursors.decode(services.cursor_key, owner, raw))
+        except cursors.CursorError as error:
+            raise _bad("since", str(error)) from None
+    try:
+        moment = datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError:
+        raise _bad("since", "must be a cursor from this server or an RFC 3339 time") from None
+    if moment.tzinfo is None or "T" not in raw.upper():
+        raise _bad("since", "an RFC 3339 time needs a date, a time and a zone (Z or +hh:mm)")
+    return Since(moment=moment)
+
+
+def _limit(request: Request, services: Services) -> int:
+    raw = request.query_params.get("limit")
+    settings = services.settings
+    if raw is None:
+        return settings.pull_default_limit
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= settings.pull_max_limit:
+        raise _bad("limit", f"must be an integer from 1 to {settings.pull_max_limit}")
+    return int(raw)
+
+
+def _entities(request: Request) -> tuple[str, ...]:
+    raw = request.query_params.get("entities")
+    if raw is None or raw.strip() == "":
+        return ENTITIES
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ENTITIES]
+    if unknown:
+        raise _bad("entities", f"unknown entity {unknown[0]!r}; known: {', '.join(ENTITIES)}")
+    return tuple(name for name in ENTITIES if name in names)
+
+
+def _bad(parameter: str, message: str) -> Problem:
+    return Problem(
+        400,
+        "invalid_parameter",
+        f"{parameter}: {message}",
+        errors=[FieldProblem(parameter, message)],
+    )
+
+
+async def pull_endpoint(request: Request) -> Response:
+    services = _services(request)
+    since = _since(request, services)
+    limit = _limit(request, services)
+    entities = _entities(request)
+    if since.cursor is not None and not set(entities) <= since.cursor.entities:
+        raise _bad(
+            "since",
+            "this cursor was issued for a pull of fewer entities; pulling more from it "
+            "would skip their earlier changes (start those from the beginning)",
+        )
+    owner = principal_of(request).user.id
+    page = await run_in_threadpool(
+        pull, services.store, services.cursor_key, owner, since, limit, entities
+    )
+    return json_response(page)
+
+
+routes = [
+    Route("/v1/sync/push", push_endpoint, methods=["POST"]),
+    Route("/v1/sync/pull", pull_endpoint, methods=["GET"]),
+]
