@@ -9,8 +9,7 @@ are copied out of the row for the filters and reference checks that look them up
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -206,6 +205,24 @@ def _check_table(table: str) -> None:
         raise ValueError(f"unknown read table {table!r}")
 
 
+RANKS: dict[str, int] = {table: rank for rank, table in enumerate(TABLES.values())}
+"""Where each table's rows stand among the rows that share one sync position, in pull order."""
+LAST_RANK = len(RANKS)
+
+
+class SyncKey(NamedTuple):
+    """A place in one owner's sync order: ``(sync_pos, table rank, id)``.
+
+    ``sync_pos`` alone is not a total order: one event can change several rows (a cost and the
+    show it weighs on get the same ``sync_pos``), and a page may end between them. The default
+    rank and id mean "after every row at ``position``".
+    """
+
+    position: int
+    rank: int = LAST_RANK
+    id: UUID | None = None
+
+
 class ChangeRecord(msgspec.Struct, frozen=True):
     """One row as a pull reads it: where it is in sync order and its stored public JSON."""
 
@@ -213,20 +230,23 @@ class ChangeRecord(msgspec.Struct, frozen=True):
     id: UUID
     version: int
     sync_pos: int
+    rank: int
     deleted: bool
     body: str
+
+    @property
+    def key(self) -> SyncKey:
+        return SyncKey(self.sync_pos, self.rank, self.id)
 
 
 def changes_after(
     sql: Sql,
     owner: UUID,
-    after: int,
+    after: SyncKey,
     limit: int,
     tables: Sequence[str] = tuple(TABLES.values()),
-    recorded_after: datetime | None = None,
 ) -> list[ChangeRecord]:
-    """The owner's rows changed after sync position ``after`` (or, if given, updated after
-    ``recorded_after``), in sync order, at most ``limit``.
+    """The owner's rows changed after ``after`` in sync order, at most ``limit``.
 
     Gap-free: one owner's writes are serialized and take increasing positions (event_store's
     ``store.py``), so a snapshot always holds a prefix of that owner's sync positions.
@@ -235,28 +255,32 @@ def changes_after(
     params: list[Any] = []
     for table in tables:
         _check_table(table)
-        condition = "sync_pos > ?"
-        value: Any = after
-        if recorded_after is not None:
-            condition = "updated_at > ?"
-            value = recorded_after
+        rank = RANKS[table]
+        if rank < after.rank:
+            condition, values = "sync_pos > ?", [after.position]
+        elif rank > after.rank:
+            condition, values = "sync_pos >= ?", [after.position]
+        else:
+            condition = "(sync_pos > ? OR (sync_pos = ? AND id > ?))"
+            values = [after.position, after.position, after.id]
         branches.append(
-            f"SELECT '{ENTITIES[table]}' AS entity, id, version, sync_pos, deleted_at, body "
-            f"FROM {table} WHERE owner = ? AND {condition}"
+            f"SELECT '{ENTITIES[table]}' AS entity, id, version, sync_pos, {rank} AS rank, "
+            f"deleted_at, body FROM {table} WHERE owner = ? AND {condition}"
         )
-        params += [owner, value]
+        params += [owner, *values]
     query = " UNION ALL ".join(f"SELECT * FROM ({b}) AS b{i}" for i, b in enumerate(branches))
-    records = sql.fetchall(f"{query} ORDER BY sync_pos LIMIT ?", [*params, limit])
+    records = sql.fetchall(f"{query} ORDER BY sync_pos, rank, id LIMIT ?", [*params, limit])
     return [
         ChangeRecord(
             entity=entity,
             id=id_ if isinstance(id_, UUID) else UUID(id_),
             version=version,
             sync_pos=sync_pos,
+            rank=rank,
             deleted=deleted_at is not None,
             body=body,
         )
-        for entity, id_, version, sync_pos, deleted_at, body in records
+        for entity, id_, version, sync_pos, rank, deleted_at, body in records
     ]
 
 

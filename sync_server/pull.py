@@ -77,20 +77,21 @@ def pull(
         tables_ = [TABLES[name] for name in ENTITIES if name in wanted]
         records = tables.changes_after(sql, owner, after, limit + 1, tables_)
     page = records[:limit]
-    position = page[-1].sync_pos if page else after
+    end = page[-1].key if page else after
     changes = [
         WireChange(r.entity, r.id, "delete", r.version)
         if r.deleted
         else WireChange(r.entity, r.id, "upsert", r.version, msgspec.Raw(r.body.encode()))
         for r in page
     ]
-    cursor = cursors.encode(key, owner, cursors.Cursor(position, current, wanted))
+    tie = None if end.id is None else (end.rank, end.id)
+    cursor = cursors.encode(key, owner, cursors.Cursor(end.position, current, wanted, tie))
     return WirePage(changes, cursor, has_more=len(records) > limit)
 
 
-def _start(sql: Sql, owner: UUID, since: Since) -> int:
+def _start(sql: Sql, owner: UUID, since: Since) -> tables.SyncKey:
     if since.cursor is not None:
-        return since.cursor.position
+        return since.cursor.after
     if since.moment is not None:
         # The owner's last event recorded at or before the moment: every change after it was
         # recorded after the moment (one owner's events are recorded in position order).
@@ -98,5 +99,5 @@ def _start(sql: Sql, owner: UUID, since: Since) -> int:
             "SELECT max(position) FROM events WHERE owner = ? AND recorded_at <= ?",
             [owner, since.moment],
         )
-        return int(row[0]) if row and row[0] is not None else 0
-    return 0
+        return tables.SyncKey(int(row[0]) if row and row[0] is not None else 0)
+    return tables.SyncKey(0)

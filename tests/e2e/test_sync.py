@@ -1,0 +1,510 @@
+"""Push and pull over HTTP against a real server process, on both backends (PROTOCOL.md, "Push",
+"Merge policy", "Pull"). Each test signs up its own user on the module's shared server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from api import (
+    Device,
+    assert_problem,
+    cost,
+    op,
+    product,
+    sale,
+    show,
+    sign_in,
+    sign_up,
+    uid,
+    workout,
+)
+
+from event_store import EventStore
+
+
+@pytest.fixture
+def http(server: Any) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def device(http: httpx.Client) -> Device:
+    return sign_up(http)
+
+
+def event_count(server: Any, user_id: str) -> int:
+    store: EventStore = server.database.open()
+    try:
+        with store.snapshot() as sql:
+            row = sql.fetchone("SELECT count(*) FROM events WHERE owner = ?", [user_id])
+    finally:
+        store.close()
+    assert row is not None
+    return int(row[0])
+
+
+def one(device: Device, the_op: dict[str, Any], **envelope: Any) -> dict[str, Any]:
+    return device.push([the_op], **envelope)[0]
+
+
+# -- applied, and what a pull then shows ---------------------------------------------------------
+
+
+def test_a_batch_applies_in_order_and_later_ops_see_earlier_ones(device: Device) -> None:
+    show_id, cost_id, workout_id, product_id = uid(), uid(), uid(), uid()
+    results = device.push(
+        [
+            op("show", show_id, "create", show(mgmt_pct="10", wht_pct="15")),
+            op("cost", cost_id, "create", cost(show_id, amount="300")),
+            op("show", show_id, "update", {"fee": "13000"}, base=1),
+            op("workout", workout_id, "create", workout()),
+            op("workout", workout_id, "log_set", {"exercise": "Squat", "reps": 3, "weight": "110",
+                                                  "unit": "kg"}),
+            op("product", product_id, "create", product(quantity=5, reorder_point=2)),
+            op("product", product_id, "record_sale", sale(4)),
+        ]
+    )  # fmt: skip
+    assert [(r["status"], r.get("version")) for r in results] == [
+        ("applied", 1), ("applied", 1), ("applied", 2), ("applied", 1), ("applied", 2),
+        ("applied", 1), ("applied", 2),
+    ]  # fmt: skip
+
+    state = device.state()
+    show_row = state[("show", show_id)]
+    assert show_row["op"] == "upsert" and show_row["version"] == 2
+    assert show_row["data"]["fee"] == "13000.00"
+    # net = fee - commission (10%) - withholding (15%) - costs
+    assert show_row["data"]["costs_total"] == "300.00"
+    assert show_row["data"]["cost_count"] == 1
+    assert show_row["data"]["commission_total"] == "1300.00"
+    assert show_row["data"]["wht_total"] == "1950.00"
+    assert show_row["data"]["net"] == "9450.00"
+    assert state[("cost", cost_id)]["data"]["show_id"] == show_id
+    assert state[("workout", workout_id)]["data"]["total_sets"] == 2
+    assert state[("workout", workout_id)]["data"]["volume_kg"] == "830.00"
+    stock = state[("product", product_id)]["data"]
+    assert stock["quantity"] == 1 and stock["low_stock"] is True and stock["sold_30d"] == 4
+
+
+def test_an_update_that_changes_nothing_is_applied_without_an_event(
+    device: Device, server: Any
+) -> None:
+    show_id = uid()
+    one(device, op("show", show_id, "create", show()))
+    before = event_count(server, device.user_id)
+    result = one(device, op("show", show_id, "update", {"city": "Madrid"}, base=1))
+    assert result == {"op_id": result["op_id"], "status": "applied", "version": 1}
+    assert event_count(server, device.user_id) == before
+
+
+# -- duplicate: exactly once -------------------------------------------------------------------
+
+
+def test_a_batch_resent_after_a_lost_response_is_all_duplicate_and_writes_nothing(
+    device: Device, server: Any
+) -> None:
+    show_id, product_id = uid(), uid()
+    batch = [
+        op("show", show_id, "create", show()),
+        op("show", show_id, "update", {"fee": "1"}, base=7),  # rejected: ahead
+        op("product", product_id, "create", product(quantity=1)),
+        op("product", product_id, "record_sale", sale(2)),  # rejected: insufficient stock
+        op("show", show_id, "create", show()),  # conflict: already exists
+    ]
+    first = device.push(batch)  # the response is "lost": the device sends it all again
+    written = event_count(server, device.user_id)
+    state = device.state()
+
+    again = device.push(batch)
+    assert [r["status"] for r in again] == ["duplicate"] * len(batch)
+    for original, repeat in zip(first, again, strict=True):
+        assert repeat["original"] == original
+    assert event_count(server, device.user_id) == written
+    assert device.state() == state
+
+
+def test_the_same_op_twice_in_one_batch_applies_once(device: Device, server: Any) -> None:
+    product_id = uid()
+    one(device, op("product", product_id, "create", product(quantity=10)))
+    the_sale = op("product", product_id, "record_sale", sale(3))
+    results = device.push([the_sale, the_sale])
+    assert [r["status"] for r in results] == ["applied", "duplicate"]
+    assert results[1]["original"] == results[0]
+    assert device.state()[("product", product_id)]["data"]["quantity"] == 7
+
+
+def test_an_op_id_is_scoped_to_its_user(http: httpx.Client) -> None:
+    ann, bob = sign_up(http), sign_up(http)
+    the_op = op("show", uid(), "create", show())
+    assert one(ann, the_op)["status"] == "applied"
+    assert one(bob, the_op)["status"] == "applied"
+
+
+# -- conflicts and the merge policy ------------------------------------------------------------
+
+
+def test_two_devices_disjoint_fields_merge_overlapping_fields_conflict(http: httpx.Client) -> None:
+    phone = sign_up(http)
+    laptop = sign_in(http, phone.email)
+    show_id = uid()
+    one(phone, op("show", show_id, "create", show()))
+
+    # Both edit from version 1 while offline.
+    assert one(phone, op("show", show_id, "update", {"fee": "15000"}, base=1))["version"] == 2
+    merged = one(laptop, op("show", show_id, "update", {"venue": "Wizink"}, base=1))
+    assert merged["status"] == "applied" and merged["version"] == 3
+    data = phone.state()[("show", show_id)]["data"]
+    assert (data["fee"], data["venue"]) == ("15000.00", "Wizink")
+
+    clash = one(laptop, op("show", show_id, "update", {"fee": "9000", "city": "Bilbao"}, base=1))
+    assert clash["status"] == "conflict"
+    conflict = clash["conflict"]
+    assert conflict["reason"] == "version_mismatch"
+    assert conflict["server_version"] == 3
+    assert conflict["fields"] == ["fee"]
+    assert conflict["server_data"]["fee"] == "15000.00"
+    assert conflict["server_data"]["venue"] == "Wizink"
+
+    # Resolved by a new op on the server's version.
+    resolved = one(laptop, op("show", show_id, "update", {"fee": "9000"}, base=3))
+    assert resolved["status"] == "applied" and resolved["version"] == 4
+
+
+def test_a_delete_conflicts_with_any_change_after_its_base(device: Device) -> None:
+    show_id = uid()
+    one(device, op("show", show_id, "create", show()))
+    one(device, op("show", show_id, "update", {"notes": "load-in 14:00"}, base=1))
+    stale = one(device, op("show", show_id, "delete", base=1))
+    assert stale["status"] == "conflict"
+    assert stale["conflict"]["reason"] == "version_mismatch"
+    assert stale["conflict"]["fields"] == ["notes"]
+    current = one(device, op("show", show_id, "delete", base=2))
+    assert current == {"op_id": current["op_id"], "status": "applied", "version": 3}
+
+
+def test_ops_on_a_deleted_entity_conflict_with_entity_deleted(device: Device) -> None:
+    show_id, product_id = uid(), uid()
+    device.push(
+        [
+            op("show", show_id, "create", show()),
+            op("show", show_id, "delete", base=1),
+            op("product", product_id, "create", product()),
+            op("product", product_id, "delete", base=1),
+        ]
+    )
+    for late in (
+        op("show", show_id, "update", {"fee": "1"}, base=1),
+        op("show", show_id, "delete", base=2),
+        op("product", product_id, "record_sale", sale(1)),
+    ):
+        result = one(device, late)
+        assert result["status"] == "conflict", result
+        assert result["conflict"]["reason"] == "entity_deleted"
+        assert result["conflict"]["server_version"] == 2
+
+
+def test_creating_an_existing_id_conflicts_with_already_exists(device: Device) -> None:
+    show_id = uid()
+    one(device, op("show", show_id, "create", show(city="Lyon", country="FR")))
+    again = one(device, op("show", show_id, "create", show()))
+    assert again["status"] == "conflict"
+    assert again["conflict"]["reason"] == "already_exists"
+    assert again["conflict"]["server_data"]["city"] == "Lyon"
+
+
+def test_commutative_actions_ignore_base_version(http: httpx.Client) -> None:
+    till = sign_up(http)
+    tablet = sign_in(http, till.email)
+    product_id = uid()
+    one(till, op("product", product_id, "create", product(quantity=10)))
+    assert one(till, op("product", product_id, "record_sale", sale(2), base=1))["status"] == (
+        "applied"
+    )
+    assert one(tablet, op("product", product_id, "record_sale", sale(3), base=1))["status"] == (
+        "applied"
+    )
+    adjusted = one(
+        tablet, op("product", product_id, "adjust_stock", {"delta": -5, "reason": "damaged"})
+    )
+    assert adjusted == {"op_id": adjusted["op_id"], "status": "applied", "version": 4}
+    too_many = one(till, op("product", product_id, "record_sale", sale(1)))
+    assert too_many["status"] == "rejected"
+    assert too_many["error"]["code"] == "insufficient_stock"
+    assert till.state()[("product", product_id)]["data"]["quantity"] == 0
+
+
+# -- rejected ----------------------------------------------------------------------------------
+
+
+def rejected_code(device: Device, the_op: dict[str, Any], **envelope: Any) -> str:
+    result = one(device, the_op, **envelope)
+    assert result["status"] == "rejected", result
+    assert result["error"]["message"]
+    return str(result["error"]["code"])
+
+
+def test_every_rejection_code(http: httpx.Client, device: Device) -> None:
+    show_id = uid()
+    one(device, op("show", show_id, "create", show()))
+    other = sign_up(http)
+    foreign_show = uid()
+    one(other, op("show", foreign_show, "create", show()))
+
+    assert rejected_code(device, op("show", uid(), "create", show(fee="-1"))) == (
+        "validation_failed"
+    )
+    assert rejected_code(device, op("show", show_id, "update", {"fee": "1"})) == (
+        "validation_failed"
+    )  # no base_version
+    assert rejected_code(device, op("show", show_id, "update", {"fee": "1"}, base=2)) == (
+        "validation_failed"
+    )  # ahead of the entity
+    assert rejected_code(device, op("show", uid(), "update", {"fee": "1"}, base=1)) == "not_found"
+    assert rejected_code(device, op("gig", uid(), "create", show())) == "unknown_entity"
+    assert rejected_code(device, op("show", show_id, "archive", {})) == "unknown_action"
+    assert rejected_code(device, op("cost", uid(), "create", cost(uid()))) == "invalid_reference"
+    # Another user's show is answered exactly like a missing one.
+    foreign = one(device, op("cost", uid(), "create", cost(foreign_show)))
+    missing = one(device, op("cost", uid(), "create", cost(uid())))
+    assert foreign["error"] == missing["error"]
+    assert rejected_code(device, op("show", uid(), "create", show()), schema_version=99) == (
+        "unsupported_schema"
+    )
+    product_id = uid()
+    one(device, op("product", product_id, "create", product(quantity=1)))
+    assert rejected_code(device, op("product", product_id, "record_sale", sale(2))) == (
+        "insufficient_stock"
+    )
+
+
+def test_validation_reports_every_field_with_its_path(device: Device) -> None:
+    result = one(
+        device,
+        op("show", uid(), "create", {"date": "1 Dec", "country": "Spain", "fee": 1.5, "x": 1}),
+    )
+    paths = {e["path"]: e["message"] for e in result["error"]["errors"]}
+    assert set(paths) == {"data.date", "data.country", "data.fee", "data.x", "data.city"}
+    assert "float" in paths["data.fee"]
+    assert paths["data.city"] == "is required"
+
+
+def test_references_are_checked_against_the_batch_and_the_store(device: Device) -> None:
+    show_id = uid()
+    results = device.push(
+        [
+            op("cost", uid(), "create", cost(show_id)),  # the show does not exist yet
+            op("show", show_id, "create", show()),
+            op("cost", uid(), "create", cost(show_id)),
+            op("show", show_id, "delete", base=1),
+            op("cost", uid(), "create", cost(show_id)),  # the show is deleted now
+        ]
+    )
+    assert [r["status"] for r in results] == [
+        "rejected", "applied", "applied", "applied", "rejected",
+    ]  # fmt: skip
+    assert results[4]["error"]["code"] == "invalid_reference"
+
+
+def test_deleting_a_show_deletes_its_costs(device: Device) -> None:
+    show_id, cost_a, cost_b = uid(), uid(), uid()
+    device.push(
+        [
+            op("show", show_id, "create", show()),
+            op("cost", cost_a, "create", cost(show_id)),
+            op("cost", cost_b, "create", cost(show_id)),
+        ]
+    )
+    device.sync_changes()
+    one(device, op("show", show_id, "delete", base=1))
+    changes = {(c["entity"], c["id"]): c for c in device.sync_changes()}
+    assert {key: c["op"] for key, c in changes.items()} == {
+        ("show", show_id): "delete",
+        ("cost", cost_a): "delete",
+        ("cost", cost_b): "delete",
+    }
+    assert "data" not in changes[("show", show_id)]
+
+
+# -- atomic batches ----------------------------------------------------------------------------
+
+
+def test_an_atomic_batch_with_one_bad_op_keeps_nothing(device: Device, server: Any) -> None:
+    show_id = uid()
+    batch = [
+        op("show", show_id, "create", show()),
+        op("cost", uid(), "create", cost(show_id)),
+        op("cost", uid(), "create", cost(show_id, amount="-5")),
+    ]
+    results = device.push(batch, atomic=True)
+    assert [r["status"] for r in results] == ["rejected", "rejected", "rejected"]
+    assert [r["error"]["code"] for r in results] == [
+        "batch_aborted", "batch_aborted", "validation_failed",
+    ]  # fmt: skip
+    assert event_count(server, device.user_id) == 0
+    assert device.state() == {}
+
+    # Nothing was remembered either: the fixed batch, same op ids, applies.
+    batch[2] = {**batch[2], "data": cost(show_id)}
+    assert [r["status"] for r in device.push(batch, atomic=True)] == ["applied"] * 3
+    again = device.push(batch, atomic=True)
+    assert [r["status"] for r in again] == ["duplicate"] * 3
+
+
+# -- the envelope: refused whole, nothing written ------------------------------------------------
+
+
+def test_bad_envelopes_are_refused_whole_and_write_nothing(
+    device: Device, server: Any, http: httpx.Client
+) -> None:
+    good = op("show", uid(), "create", show())
+    headers = device.headers
+    url = "/v1/sync/push"
+    cases: list[tuple[httpx.Response, int, str]] = [
+        (http.post(url, content=b"{", headers={**headers, "content-type": "application/json"}),
+         400, "malformed_json"),
+        (http.post(url, content=b"\xff\xfe", headers={**headers,
+                                                      "content-type": "application/json"}),
+         400, "malformed_json"),
+        (http.post(url, content=b"client_id=1", headers={
+            **headers, "content-type": "application/x-www-form-urlencoded"}),
+         415, "unsupported_media_type"),
+        (device.push_raw([good], client_id="not-a-uuid"), 422, "validation_failed"),
+        (device.push_raw([{**good, "op_id": 7}]), 422, "validation_failed"),
+        (device.push_raw([{**good, "id": "12"}]), 422, "validation_failed"),
+        (device.push_raw([{**good, "base_version": "3"}]), 422, "validation_failed"),
+        (device.push_raw([good], atomc=True), 422, "validation_failed"),
+        (http.post(url, json={"client_id": device.client_id, "ops": {}}, headers=headers),
+         422, "validation_failed"),
+        (http.post(url, json=[good], headers=headers), 422, "validation_failed"),
+        (device.push_raw([good] * 1001), 413, "too_many_ops"),
+        (device.push_raw([{**good, "data": {"notes": "x" * 5_000_000}}]), 413, "body_too_large"),
+    ]  # fmt: skip
+    for response, status, code in cases:
+        body = assert_problem(response, status, code)
+        assert body["request_id"] == response.headers["x-request-id"]
+    wrong_shape = cases[4][0].json()
+    assert wrong_shape["errors"][0]["path"] == "ops[0].op_id"
+    assert event_count(server, device.user_id) == 0
+
+
+def test_push_and_pull_need_a_token(http: httpx.Client) -> None:
+    assert_problem(http.post("/v1/sync/push", json={}), 401)
+    assert_problem(http.get("/v1/sync/pull"), 401)
+
+
+# -- pull ----------------------------------------------------------------------------------------
+
+
+def test_pull_pages_follow_commit_order_with_each_entity_once_per_page(device: Device) -> None:
+    ids = [uid() for _ in range(7)]
+    device.push([op("show", i, "create", show()) for i in ids])
+    one(device, op("show", ids[0], "update", {"fee": "1"}, base=1))  # ids[0] moves to the end
+
+    pages = list(device.pages(limit=3))
+    assert [len(p["changes"]) for p in pages] == [3, 3, 1]
+    assert [p["has_more"] for p in pages] == [True, True, False]
+    order = [c["id"] for p in pages for c in p["changes"]]
+    assert order == [*ids[1:], ids[0]]
+    assert pages[-1]["changes"][0]["version"] == 2
+    assert device.pull(since=device.cursor) == {
+        "changes": [], "cursor": device.cursor, "has_more": False, "reset": False,
+    }  # fmt: skip
+
+
+def test_a_derived_change_brings_the_show_again(device: Device) -> None:
+    show_id = uid()
+    one(device, op("show", show_id, "create", show()))
+    device.sync_changes()
+    one(device, op("cost", uid(), "create", cost(show_id, amount="100")))
+    changes = {c["entity"]: c for c in device.sync_changes()}
+    assert set(changes) == {"cost", "show"}
+    assert changes["show"]["version"] == 1  # the show's own version did not move
+    assert changes["show"]["data"]["costs_total"] == "100.00"
+
+
+def test_the_push_cursor_shows_at_least_the_push_s_own_writes(device: Device) -> None:
+    one(device, op("show", uid(), "create", show()))
+    show_id = uid()
+    response = device.push_raw([op("show", show_id, "create", show())])
+    cursor = response.json()["cursor"]
+    changes = device.pull(since=cursor)["changes"]
+    assert [c["id"] for c in changes] == [show_id]
+
+
+def test_pull_since_a_time(device: Device) -> None:
+    old = uid()
+    one(device, op("show", old, "create", show()))
+    moment = device.state()[("show", old)]["data"]["updated_at"]
+    new = uid()
+    one(device, op("show", new, "create", show()))
+    assert [c["id"] for c in device.pull(since=moment)["changes"]] == [new]
+    assert len(device.pull(since="2000-01-01T00:00:00Z")["changes"]) == 2
+    assert device.pull(since="2999-01-01T00:00:00+02:00")["changes"] == []
+
+
+def test_pull_by_entity_and_cursors_that_cover_fewer_entities(device: Device) -> None:
+    show_id, product_id = uid(), uid()
+    device.push(
+        [op("show", show_id, "create", show()), op("product", product_id, "create", product())]
+    )
+    only_shows = device.pull(entities="show")
+    assert [c["entity"] for c in only_shows["changes"]] == ["show"]
+    # A shows-only cursor would skip the product if used for everything.
+    assert_problem(device.pull_raw(since=only_shows["cursor"]), 400, "invalid_parameter")
+    everything = device.pull()
+    assert device.pull(since=everything["cursor"], entities="show,product")["changes"] == []
+    assert_problem(device.pull_raw(entities="show,gig"), 400, "invalid_parameter")
+
+
+def test_bad_pull_parameters_are_400(http: httpx.Client, device: Device) -> None:
+    other = sign_up(http)
+    cursor = device.pull()["cursor"]
+    tampered = cursor.replace("c1.0.", "c1.9.")
+    for params in (
+        {"since": "yesterday"},
+        {"since": "2026-11-22"},  # a date is not a moment
+        {"since": "2026-11-22T10:00:00"},  # no zone
+        {"since": tampered},
+        {"since": "c1.x.y"},
+        {"limit": "0"},
+        {"limit": "5001"},
+        {"limit": "ten"},
+        {"limit": "-1"},
+    ):
+        assert_problem(device.pull_raw(**params), 400, "invalid_parameter")
+    # Another user's cursor is refused, not read as this user's position.
+    assert_problem(other.pull_raw(since=cursor), 400, "invalid_parameter")
+
+
+def test_a_cursor_from_before_a_projection_change_gets_reset(device: Device, server: Any) -> None:
+    one(device, op("show", uid(), "create", show()))
+    cursor = device.pull()["cursor"]
+    store: EventStore = server.database.open()
+    try:
+        with store.sql() as sql:
+            sql.execute("UPDATE projection_state SET epoch = epoch + 1 WHERE name = 'read_tables'")
+        page = device.pull(since=cursor)
+        assert page["reset"] is True and page["changes"] == [] and page["has_more"] is True
+        restarted = device.pull(since=page["cursor"])
+        assert restarted["reset"] is False and len(restarted["changes"]) == 1
+    finally:
+        with store.sql() as sql:
+            sql.execute("UPDATE projection_state SET epoch = epoch - 1 WHERE name = 'read_tables'")
+        store.close()
+
+
+def test_users_never_see_each_others_changes(http: httpx.Client) -> None:
+    ann, bob = sign_up(http), sign_up(http)
+    shared_id = uid()
+    one(ann, op("show", shared_id, "create", show(city="Oslo", country="NO")))
+    # The same client-made id means nothing across users: bob's op is on bob's own stream.
+    assert one(bob, op("show", shared_id, "update", {"fee": "1"}, base=1))["error"]["code"] == (
+        "not_found"
+    )
+    assert one(bob, op("show", shared_id, "create", show()))["status"] == "applied"
+    assert bob.state()[("show", shared_id)]["data"]["city"] == "Madrid"
+    assert ann.state()[("show", shared_id)]["data"]["city"] == "Oslo"
