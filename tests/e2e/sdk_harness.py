@@ -1,0 +1,95 @@
+"""Helpers for the client SDK's end-to-end tests: fault injection, clients, server state.
+
+``FaultyTransport`` sits under the SDK's httpx client and follows a plan, one entry per HTTP
+request (retries included): let it through, lose the answer after the server committed, refuse
+to connect, or "crash" (raise ``Crash``, a ``BaseException`` nothing in the SDK catches) before
+or after the server saw the request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+import httpx
+import msgspec
+
+from client_sdk import Client, RetryPolicy
+from client_sdk.store import StoredRow
+from event_store import EventStore
+from projections import tables
+from projections.rows import ENTITIES
+
+PASSWORD = "correct horse battery staple"
+Fault = Literal["ok", "lose", "down", "crash_before", "crash_after"]
+
+
+class Crash(BaseException):
+    """The process died here (simulated): nothing after this point ran."""
+
+
+class FaultyTransport(httpx.BaseTransport):
+    def __init__(self, plan: Iterable[Fault] = ()) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.plan: deque[Fault] = deque(plan)
+        self.requests = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        fault = self.plan.popleft() if self.plan else "ok"
+        if fault == "down":
+            raise httpx.ConnectError("injected: network down", request=request)
+        if fault == "crash_before":
+            raise Crash("before the request left")
+        response = self.inner.handle_request(request)
+        response.read()
+        if fault == "lose":
+            response.close()
+            raise httpx.ReadError("injected: the answer was lost", request=request)
+        if fault == "crash_after":
+            response.close()
+            raise Crash("after the server answered")
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def new_email() -> str:
+    return f"sdk-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def fast_retry() -> RetryPolicy:
+    return RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0)
+
+
+def open_client(path: Path | str, url: str, **options: Any) -> Client:
+    """A client that never sleeps between retries (tests assert outcomes, not timing)."""
+    options.setdefault("retry", fast_retry())
+    options.setdefault("sleep", lambda seconds: None)
+    return Client(path, url, **options)
+
+
+def local_rows(client: Client) -> dict[tuple[str, UUID], tuple[int, bool, Any]]:
+    """The client's copy of the read tables: (entity, id) -> (version, deleted, data)."""
+    with client.store.transaction():
+        rows: list[StoredRow] = client.store.rows()
+    return {(r.entity, r.id): (r.version, r.deleted, None if r.deleted else r.data) for r in rows}
+
+
+def server_rows(store: EventStore, owner: UUID) -> dict[tuple[str, UUID], tuple[int, bool, Any]]:
+    """The server's read tables for ``owner``, in the same shape, straight from the database."""
+    with store.snapshot() as sql:
+        found = tables.load_all(sql, owner)
+    return {
+        (ENTITIES[table], row.id): (
+            row.version,
+            row.deleted,
+            None if row.deleted else msgspec.json.decode(tables.body_of(row)),
+        )
+        for (_, table, _), row in found.items()
+    }
