@@ -16,7 +16,9 @@ Real conflicts go to the entity's policy:
 * ``merge``: field by field, the user's value where only the user changed it, the server's where
   both did (reported as lost). A deletion wins over edits: it is resent.
 * a callable: receives a ``ConflictInfo`` (both states) and returns one of the names above, or
-  the fields to write on the server's state (an empty mapping keeps the server's state).
+  the values to write for the fields in conflict: they are sent, with the op's fields that are
+  in no conflict, on the server's version (``{}`` resolves every conflicting field to the
+  server's value). The app decided, so nothing is reported as lost.
 
 Conflicts no policy can change are dropped and reported: an update of an entity deleted
 elsewhere (``entity_deleted``; a deletion of it is simply done), and a create whose id exists
@@ -35,6 +37,7 @@ from schemas.results import Conflict
 from schemas.validate import validate_fields
 
 from .store import QueuedOp
+from .wire import to_wire
 
 Strategy = Literal["server_wins", "client_wins", "merge"]
 STRATEGIES: Final = ("server_wins", "client_wins", "merge")
@@ -121,7 +124,7 @@ def settle(op: QueuedOp, conflict: Conflict, policy: Policy) -> Settlement:
     )
     choice = _choose(policy, info)
     if isinstance(choice, Mapping):
-        return _settle_with_fields(op, conflict, choice)
+        return _settle_with_fields(op, conflict, real, choice)
     if choice == "client_wins":
         return Settlement(resend=_resend(op.entity, op.action, op.data, conflict))
     lost = real if op.action == DELETE else tuple(op.data)
@@ -157,7 +160,7 @@ def _settle_create(op: QueuedOp, conflict: Conflict, policy: Policy) -> Settleme
     )
     choice = _choose(policy, info)
     if isinstance(choice, Mapping):
-        return _settle_with_fields(op, conflict, choice)
+        return _settle_with_fields(op, conflict, differing, choice)
     if choice == "client_wins":
         fixed = CREATE_ONLY.get(op.entity, {})
         data = {k: op.data[k] for k in differing if k not in fixed}
@@ -169,11 +172,16 @@ def _settle_create(op: QueuedOp, conflict: Conflict, policy: Policy) -> Settleme
     return Settlement(loss=_lost_to_server(op, conflict.reason, differing))
 
 
-def _settle_with_fields(op: QueuedOp, conflict: Conflict, fields: Mapping[str, Any]) -> Settlement:
-    """A callback's answer: these fields, written on the server's state."""
-    if not fields:
+def _settle_with_fields(
+    op: QueuedOp, conflict: Conflict, real: tuple[str, ...], fields: Mapping[str, Any]
+) -> Settlement:
+    """A callback's answer: its fields, with the op's fields that are in no conflict, written
+    on the server's state (as an update, whatever the op was)."""
+    kept = {k: v for k, v in op.data.items() if k not in real} if op.action == UPDATE else {}
+    data = {**kept, **to_wire(fields)}
+    if not data:
         return Settlement()
-    clean = validate_fields(op.entity, fields, partial=True)
+    clean = validate_fields(op.entity, data, partial=True)
     if isinstance(clean, list):
         errors = [{"path": e.path, "message": e.message} for e in clean]
         message = "the conflict callback returned invalid fields"

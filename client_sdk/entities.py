@@ -15,21 +15,9 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from .local import LocalData
 from .records import Record
-
-
-def to_wire(values: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-ready values: decimals and ids as strings, dates and times in RFC 3339."""
-    wire = msgspec.to_builtins(dict(values), builtin_types=(), enc_hook=_unknown)
-    assert isinstance(wire, dict)
-    return wire
-
-
-def _unknown(value: Any) -> Any:
-    raise TypeError(f"cannot send a value of type {type(value).__name__}")
+from .wire import to_wire
 
 
 def _fields(data: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dict[str, Any]:

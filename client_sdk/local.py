@@ -15,7 +15,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -28,6 +27,7 @@ from .errors import AlreadyExists, NotFound, ValidationError
 from .overlay import LocalState
 from .records import META, PendingOp, Record, Rejection
 from .store import LocalStore, QueuedOp, StoredRejection
+from .wire import utc_now
 
 Origin = Literal["local", "sync"]
 
@@ -43,11 +43,6 @@ class Changed:
 
 
 ChangeListener = Callable[[Changed], None]
-
-
-def utc_now() -> str:
-    """RFC 3339 in UTC with a ``Z``, as the wire wants it."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class LocalData:

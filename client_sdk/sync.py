@@ -41,9 +41,10 @@ from . import conflicts
 from .api import Api
 from .conflicts import Policy, Settlement
 from .errors import ApiError, SyncError
-from .local import LocalData, rejection_of, utc_now
+from .local import LocalData, rejection_of
 from .records import Rejection, SyncReport
 from .store import LocalStore, QueuedOp, StoredRejection, StoredRow
+from .wire import utc_now
 
 CURSOR: Final = "cursor"
 MAX_RESENDS: Final = 3

@@ -54,12 +54,17 @@ POOL = {"show": 2, "cost": 2, "workout": 1, "product": 2}
 SERVER_BATCH = 4
 
 
-def halfway_merge(conflict: ConflictInfo) -> dict[str, Any]:
-    """A callback policy: keep the fields only this device changed, give up the rest."""
-    return {k: v for k, v in conflict.mine.items() if k not in conflict.fields}
+def larger_wins(conflict: ConflictInfo) -> dict[str, Any]:
+    """A callback policy: each field in conflict takes the larger of the two values (a
+    deletion in conflict gives way)."""
+    return {
+        name: max(conflict.mine[name], conflict.theirs.get(name), key=repr)
+        for name in conflict.fields
+        if name in conflict.mine
+    }
 
 
-POLICIES: list[Any] = ["merge", "server_wins", "client_wins", halfway_merge, "merge"]
+POLICIES: list[Any] = ["merge", "server_wins", "client_wins", larger_wins, "merge"]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

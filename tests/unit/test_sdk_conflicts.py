@@ -4,6 +4,7 @@ pure functions, checked case by case."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -94,6 +95,14 @@ def test_a_callback_gets_both_sides_and_its_fields_are_resent() -> None:
         ("fee",),
     )
     assert settled.resend is not None and settled.resend.data == {"fee": "115.00"}
+
+
+def test_a_callbacks_answer_keeps_the_fields_in_no_conflict() -> None:
+    mine = op("update", {"fee": "100.00", "notes": "cash"}, {"fee": "120.00", "notes": None})
+    settled = settle(mine, conflict(), lambda info: {"fee": Decimal("115")})
+    assert settled.loss is None and settled.resend is not None
+    assert settled.resend.data == {"notes": "cash", "fee": "115.00"}
+    assert settle(mine, conflict(), lambda info: {}).resend.data == {"notes": "cash"}  # type: ignore[union-attr]
 
 
 def test_a_callback_returning_invalid_fields_is_reported_not_sent() -> None:
