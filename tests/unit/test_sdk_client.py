@@ -8,6 +8,8 @@ drive the client's paths that a real server only takes under unusual conditions.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -285,3 +287,14 @@ def test_queued_ops_and_tokens_survive_a_reopen(fake: ScriptedServer, open_clien
 def test_the_store_file_is_private(open_client: Opener, tmp_path: Path) -> None:
     open_client("private").close()
     assert (tmp_path / "private.db").stat().st_mode & 0o077 == 0
+
+
+def test_the_sdk_depends_on_schemas_only() -> None:
+    """DESIGN.md: ``client_sdk`` speaks HTTP and shares nothing with the server but schemas."""
+    probe = (
+        "import sys, client_sdk; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'event_store', 'projections', 'sync_server', 'starlette', 'psycopg', 'uvicorn'}))"
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "[]"
