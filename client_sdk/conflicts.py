@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from uuid import UUID
 
-from schemas.entities import CREATE, CREATE_ONLY, DELETE, UPDATE, writable_fields
+from schemas.entities import CREATE_ONLY, DELETE, UPDATE, writable_fields
 from schemas.results import Conflict
 from schemas.validate import validate_fields
 
@@ -111,18 +111,7 @@ def settle(op: QueuedOp, conflict: Conflict, policy: Policy) -> Settlement:
     real = tuple(f for f in conflict.fields if theirs.get(f, _ABSENT) != seen.get(f, _ABSENT))
     if not real:
         return Settlement(resend=_resend(op.entity, op.action, op.data, conflict))
-    info = ConflictInfo(
-        op.entity,
-        op.id,
-        op.action,
-        conflict.reason,
-        dict(op.data),
-        seen,
-        theirs,
-        conflict.server_version,
-        real,
-    )
-    choice = _choose(policy, info)
+    choice = _choose(policy, _info(op, conflict, seen, real))
     if isinstance(choice, Mapping):
         return _settle_with_fields(op, conflict, real, choice)
     if choice == "client_wins":
@@ -147,18 +136,7 @@ def _settle_create(op: QueuedOp, conflict: Conflict, policy: Policy) -> Settleme
     differing = tuple(k for k, v in op.data.items() if theirs.get(k, _ABSENT) != v)
     if not differing:
         return Settlement()  # the same entity, created twice
-    info = ConflictInfo(
-        op.entity,
-        op.id,
-        CREATE,
-        conflict.reason,
-        dict(op.data),
-        None,
-        theirs,
-        conflict.server_version,
-        differing,
-    )
-    choice = _choose(policy, info)
+    choice = _choose(policy, _info(op, conflict, None, differing))
     if isinstance(choice, Mapping):
         return _settle_with_fields(op, conflict, differing, choice)
     if choice == "client_wins":
@@ -187,6 +165,22 @@ def _settle_with_fields(
         message = "the conflict callback returned invalid fields"
         return Settlement(loss=Loss("invalid_resolution", message, tuple(op.data), errors))
     return Settlement(resend=_resend(op.entity, UPDATE, clean, conflict))
+
+
+def _info(
+    op: QueuedOp, conflict: Conflict, seen: Mapping[str, Any] | None, fields: tuple[str, ...]
+) -> ConflictInfo:
+    return ConflictInfo(
+        entity=op.entity,
+        id=op.id,
+        action=op.action,
+        reason=conflict.reason,
+        mine=dict(op.data),
+        seen=seen,
+        theirs=conflict.server_data,
+        server_version=conflict.server_version,
+        fields=fields,
+    )
 
 
 def _choose(policy: Policy, info: ConflictInfo) -> Strategy | Mapping[str, Any]:

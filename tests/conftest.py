@@ -207,14 +207,22 @@ def server_factory(backend: str, tmp_path: Path) -> Iterator[ServerFactory]:
         drop_database(database)
 
 
+def serve_module(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, **env: str
+) -> Iterator[Server]:
+    """The body of a module-scoped server fixture parametrized by backend: a fresh database,
+    one server on it (with ``env`` added to its environment), both gone afterwards."""
+    tmp = tmp_path_factory.mktemp(f"server-{request.param}")
+    database = fresh_database(request.param, tmp)
+    running = start_server(database, tmp, **env)
+    yield running
+    running.stop()
+    drop_database(database)
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """One server per module and backend, shared by that module's tests (isolate by user)."""
-    tmp = tmp_path_factory.mktemp(f"server-{request.param}")
-    database = fresh_database(request.param, tmp)
-    running = start_server(database, tmp)
-    yield running
-    running.stop()
-    drop_database(database)
+    yield from serve_module(request, tmp_path_factory)

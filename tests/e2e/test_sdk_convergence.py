@@ -30,7 +30,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from conftest import BACKENDS, Server, drop_database, fresh_database, start_server
+from conftest import BACKENDS, Server, serve_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sdk_harness import (
@@ -71,12 +71,8 @@ POLICIES: list[Any] = ["merge", "server_wins", "client_wins", larger_wins, "merg
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp(f"sdk-convergence-{request.param}")
-    database = fresh_database(request.param, tmp)
-    running = start_server(database, tmp, SYNC_MAX_OPS_PER_BATCH=str(SERVER_BATCH))
-    yield running
-    running.stop()
-    drop_database(database)
+    """A server that takes only a few ops per push, so the clients' batches get split."""
+    yield from serve_module(request, tmp_path_factory, SYNC_MAX_OPS_PER_BATCH=str(SERVER_BATCH))
 
 
 # -- random writes -------------------------------------------------------------------------------
