@@ -13,11 +13,13 @@ import random
 import threading
 from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
 
 from .errors import NotAuthenticated, SessionRevoked
 from .records import SyncReport
 
 log = logging.getLogger("client_sdk.loop")
+T = TypeVar("T")
 
 ErrorListener = Callable[[BaseException], None]
 ReportListener = Callable[[SyncReport], None]
@@ -104,7 +106,7 @@ class SyncLoop:
         self.last_report = report
         self.last_error = None
         if self._on_sync is not None:
-            self._call(self._on_sync, report)
+            _call(self._on_sync, report)
         return True
 
     def _failed(self, error: BaseException) -> None:
@@ -112,7 +114,7 @@ class SyncLoop:
         self.last_error = error
         log.warning("sync failed", extra={"error": type(error).__name__})
         if self._on_error is not None:
-            self._call(self._on_error, error)
+            _call(self._on_error, error)
 
     def _next_wait(self) -> float:
         if not self.failures:
@@ -120,9 +122,9 @@ class SyncLoop:
         cap = min(self.max_backoff, self.interval * 2 ** min(self.failures - 1, 32))
         return self._rng.uniform(cap / 2, cap)
 
-    @staticmethod
-    def _call(listener: Callable[[object], None], value: object) -> None:
-        try:
-            listener(value)
-        except Exception:  # an app callback must not kill the loop
-            log.exception("sync loop listener failed")
+
+def _call(listener: Callable[[T], None], value: T) -> None:
+    try:
+        listener(value)
+    except Exception:  # an app callback must not kill the loop
+        log.exception("sync loop listener failed")

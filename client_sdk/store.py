@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, Final
@@ -128,7 +128,7 @@ class StoredRejection:
     kind: str
     code: str
     message: str
-    details: dict[str, Any]
+    details: Mapping[str, Any]
     recorded_at: str
 
 

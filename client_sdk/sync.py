@@ -29,7 +29,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Any, Final
 from uuid import UUID
 
 from schemas.entities import DELETE, UPDATE
@@ -167,13 +167,7 @@ class SyncEngine:
                         report.resent += 1
                         self.store.replace_op(_resent(op, settlement.resend))
                 else:
-                    error = outcome.error
-                    code, message = (
-                        (error.code, error.message) if error else (outcome.status, "refused")
-                    )
-                    errors = [{"path": e.path, "message": e.message} for e in error.errors or []]
-                    details = {"errors": errors} if error else {}
-                    added.append(self._reject(op, "rejected", code, message, details))
+                    added.append(self._refused(op, outcome))
                     self.store.remove_ops([op.seq])
         self.local.notify(((op.entity, op.id) for op in batch), "sync")
         self._announce(added, report)
@@ -184,6 +178,13 @@ class SyncEngine:
             self.store.remove_ops([op.seq])  # the pulled row holds it already
         else:
             self.store.mark_acked(op.seq, version)
+
+    def _refused(self, op: QueuedOp, outcome: OpResult) -> StoredRejection:
+        error = outcome.error
+        if error is None:  # not in the protocol; kept rather than dropped all the same
+            return self._reject(op, "rejected", outcome.status, "refused by the server", {})
+        errors = [{"path": e.path, "message": e.message} for e in error.errors or []]
+        return self._reject(op, "rejected", error.code, error.message, {"errors": errors})
 
     def _lost(self, op: QueuedOp, outcome: OpResult, loss: conflicts.Loss) -> StoredRejection:
         assert outcome.conflict is not None
@@ -196,7 +197,7 @@ class SyncEngine:
         return self._reject(op, "conflict", loss.code, loss.message, details)
 
     def _reject(
-        self, op: QueuedOp, kind: str, code: str, message: str, details: dict[str, object]
+        self, op: QueuedOp, kind: str, code: str, message: str, details: Mapping[str, Any]
     ) -> StoredRejection:
         rejection = StoredRejection(
             0,
