@@ -78,16 +78,25 @@ class SyncEngine:
         self.settings = settings
         self.on_rejection = list(on_rejection)
         self._running = threading.Lock()
+        self._syncing: int | None = None
 
     def sync(self) -> SyncReport:
-        """Push everything queued so far, then pull everything new. One sync at a time."""
+        """Push everything queued so far, then pull everything new. One sync at a time: a
+        second caller waits for the first to finish."""
+        if self._syncing == threading.get_ident():
+            # From a listener of this very sync: waiting for itself would never end.
+            raise SyncError("sync() called from a listener of the sync in progress")
         with self._running:
-            report = SyncReport()
-            self.push(report)
-            self.pull(report)
-            with self.store.transaction():
-                report.pending = sum(1 for op in self.store.ops() if not op.acked)
-            return report
+            self._syncing = threading.get_ident()
+            try:
+                report = SyncReport()
+                self.push(report)
+                self.pull(report)
+                with self.store.transaction():
+                    report.pending = sum(1 for op in self.store.ops() if not op.acked)
+                return report
+            finally:
+                self._syncing = None
 
     # -- push ------------------------------------------------------------------------------------
 

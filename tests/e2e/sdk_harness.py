@@ -22,10 +22,15 @@ from client_sdk import Client, RetryPolicy
 from client_sdk.store import StoredRow
 from event_store import EventStore
 from projections import tables
-from projections.rows import ENTITIES
+from projections.apply import apply_events
+from projections.rows import ENTITIES, ReadRow, RowKey
 
 PASSWORD = "correct horse battery staple"
 Fault = Literal["ok", "lose", "down", "crash_before", "crash_after"]
+
+
+Copy = dict[tuple[str, UUID], tuple[int, bool, Any]]
+"""A copy of one user's read tables: (entity, id) -> (version, deleted, data or None)."""
 
 
 class Crash(BaseException):
@@ -74,22 +79,34 @@ def open_client(path: Path | str, url: str, **options: Any) -> Client:
     return Client(path, url, **options)
 
 
-def local_rows(client: Client) -> dict[tuple[str, UUID], tuple[int, bool, Any]]:
+def local_rows(client: Client) -> Copy:
     """The client's copy of the read tables: (entity, id) -> (version, deleted, data)."""
     with client.store.transaction():
         rows: list[StoredRow] = client.store.rows()
     return {(r.entity, r.id): (r.version, r.deleted, None if r.deleted else r.data) for r in rows}
 
 
-def server_rows(store: EventStore, owner: UUID) -> dict[tuple[str, UUID], tuple[int, bool, Any]]:
+def server_rows(store: EventStore, owner: UUID) -> Copy:
     """The server's read tables for ``owner``, in the same shape, straight from the database."""
     with store.snapshot() as sql:
         found = tables.load_all(sql, owner)
+    return _copy({(table, row.id): row for (_, table, _), row in found.items()})
+
+
+def rebuilt_rows(store: EventStore, owner: UUID) -> Copy:
+    """The read tables of ``owner`` rebuilt from the log alone, by the projectors, in the
+    same shape."""
+    rows: dict[RowKey, ReadRow] = {}
+    apply_events(rows, store.read_owner(owner, 0, 10**9))
+    return _copy(rows)
+
+
+def _copy(rows: dict[RowKey, ReadRow]) -> Copy:
     return {
         (ENTITIES[table], row.id): (
             row.version,
             row.deleted,
             None if row.deleted else msgspec.json.decode(tables.body_of(row)),
         )
-        for (_, table, _), row in found.items()
+        for (table, _), row in rows.items()
     }

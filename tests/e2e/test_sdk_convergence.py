@@ -7,7 +7,8 @@ raised out of the transport before or after the server saw a request) and reopen
 file. The devices use different conflict policies. The server only takes four ops per push, so
 the clients' batches of eight are split along the way.
 
-Once everyone has synced, every device's copy must equal the server's read tables and what a
+Once everyone has synced, every device's copy must equal the server's read tables, the tables
+rebuilt from the log alone by the projectors (``projections.apply.apply_events``), and what a
 fresh device pulls, with nothing left queued; and every stock movement must have been applied
 exactly once: a product's quantity is its initial one plus the movements no device was told
 were refused. A last test kills a real client process with SIGKILL mid-sync.
@@ -41,6 +42,7 @@ from sdk_harness import (
     local_rows,
     new_email,
     open_client,
+    rebuilt_rows,
     server_rows,
 )
 
@@ -284,6 +286,7 @@ def _assert_converged(devices: Devices, movements: list[Movement]) -> None:
     store = devices.server.database.open()
     try:
         expected = server_rows(store, owner)
+        assert rebuilt_rows(store, owner) == expected  # the log alone gives the same tables
         with store.snapshot() as sql:
             products = {
                 row.id: row.data["quantity"]

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from client_sdk import (
+    Changed,
     Client,
     NotAuthenticated,
     RetryPolicy,
@@ -298,3 +299,23 @@ def test_the_sdk_depends_on_schemas_only() -> None:
     )
     ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert ran.stdout.strip() == "[]"
+
+
+def test_a_sync_started_from_its_own_listener_fails_instead_of_hanging(
+    open_client: Opener,
+) -> None:
+    with open_client() as client:
+        client.login("a@example.com", "password1")
+        failures: list[BaseException] = []
+
+        def sync_again(changed: Changed) -> None:
+            if changed.origin == "sync":
+                try:
+                    client.sync()
+                except SyncError as error:
+                    failures.append(error)
+
+        client.on_change(sync_again)
+        client.shows.create(SHOW)
+        client.sync()
+        assert failures and "listener" in str(failures[0])
