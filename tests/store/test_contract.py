@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -205,11 +206,24 @@ def test_read_owner_after_a_position_and_recorded_after_a_moment(store: EventSto
     assert store.read_recorded_after(owner, utc_now() + timedelta(minutes=1)) == []
 
 
+def feed_settled(store: EventStore, position: int) -> None:
+    """Wait until the global feed can show ``position``: on PostgreSQL it reads below the
+    oldest transaction still running anywhere on the server (another test's, another
+    process's), which may be a moment behind our own commit."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(e.position >= position for e in store.iter_all(batch=1000)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the global feed never reached position {position}")
+
+
 def test_the_global_feed_pages_through_every_owner_in_order(store: EventStore) -> None:
     written = []
     for i in range(7):
         owner = uuid.uuid4()
         written.append(store.append(owner, [event(stream(), n=i)]).first_position)
+    feed_settled(store, written[-1])
     seen, checkpoint = [], START
     while True:
         page = store.read_all(checkpoint, limit=3)
@@ -241,6 +255,8 @@ def test_an_unknown_event_type_is_a_typed_error_at_read_time(store: EventStore) 
     with pytest.raises(UnknownEventType, match=r"show\.teleported"):
         store.read_stream(owner, s)
     store.append(owner, [NewEvent(s, "show.created", {}, schema_version=3)])
+    store.registry = UpcasterRegistry()
+    feed_settled(store, store.read_stream(owner, s)[-1].position)
     store.registry = registry
     with pytest.raises(UnknownEventType):
         list(store.iter_all())
