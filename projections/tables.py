@@ -46,7 +46,7 @@ def body_of(row: ReadRow) -> bytes:
     return _encoder.encode(public)
 
 
-def _row_from(record: Sequence[Any]) -> ReadRow:
+def row_from(record: Sequence[Any]) -> ReadRow:
     id_, version, sync_pos, created_at, updated_at, deleted_at, body, hidden = record
     data = _decode_dict(body)
     for key in META:
@@ -83,7 +83,7 @@ def load_rows(sql: Sql, owner: UUID, keys: Iterable[RowKey]) -> dict[RowKey, Rea
                 [owner, *chunk],
             )
             for record in records:
-                row = _row_from(record)
+                row = row_from(record)
                 found[(table, row.id)] = row
     return found
 
@@ -99,7 +99,7 @@ def load_live_by_sku(sql: Sql, owner: UUID, skus: Iterable[str]) -> dict[RowKey,
             f"AND sku IN ({marks})",
             [owner, *chunk],
         ):
-            row = _row_from(record)
+            row = row_from(record)
             found[("inventory", row.id)] = row
     return found
 
@@ -115,7 +115,7 @@ def load_all(sql: Sql, owner: UUID | None = None) -> dict[tuple[UUID, str, UUID]
             params.append(owner)
         for record in sql.fetchall(query, params):
             row_owner = record[0] if isinstance(record[0], UUID) else UUID(record[0])
-            row = _row_from(record[1:])
+            row = row_from(record[1:])
             found[(row_owner, table, row.id)] = row
     return found
 

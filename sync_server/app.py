@@ -24,7 +24,7 @@ from .auth import Auth, AuthMiddleware, load_signing_key
 from .middleware import RequestContext
 from .problems import Problem, handle_problem, problem_response, request_id_of
 from .routes import auth as auth_routes
-from .routes import health, sync
+from .routes import entities, health, stats, sync
 from .services import MIGRATIONS, Services, connect
 from .settings import Settings
 
@@ -60,7 +60,13 @@ def _route_table(routes: list[BaseRoute], prefix: str = "") -> dict[Any, str]:
 
 
 def build_routes() -> list[BaseRoute]:
-    return [*health.routes, *auth_routes.routes, *sync.routes]
+    return [
+        *health.routes,
+        *auth_routes.routes,
+        *sync.routes,
+        *entities.routes,
+        *stats.routes,
+    ]
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:

@@ -55,10 +55,14 @@ def _mask(entities: Iterable[str]) -> int:
     return sum(ENTITY_BITS[name] for name in set(entities))
 
 
-def _mac(key: bytes, owner: UUID, body: str) -> str:
-    message = owner.bytes + body.encode()
-    digest = hmac.new(key, message, hashlib.sha256).digest()[:12]
+def sign(key: bytes, owner: UUID, message: bytes) -> str:
+    """A short MAC of ``message`` bound to ``owner`` (shared by every cursor of this server)."""
+    digest = hmac.new(key, owner.bytes + message, hashlib.sha256).digest()[:12]
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def verify(key: bytes, owner: UUID, message: bytes, mac: str) -> bool:
+    return hmac.compare_digest(mac, sign(key, owner, message))
 
 
 def _body(cursor: Cursor) -> str:
@@ -68,7 +72,7 @@ def _body(cursor: Cursor) -> str:
 
 def encode(key: bytes, owner: UUID, cursor: Cursor) -> str:
     body = _body(cursor)
-    return f"{PREFIX}.{body}.{_mac(key, owner, body)}"
+    return f"{PREFIX}.{body}.{sign(key, owner, body.encode())}"
 
 
 _MALFORMED = "not a cursor of this server"
@@ -90,6 +94,6 @@ def decode(key: bytes, owner: UUID, text: str) -> Cursor:
     entities = frozenset(name for name, bit in ENTITY_BITS.items() if mask & bit)
     cursor = Cursor(position, epoch, entities, tie)
     # The MAC is checked over the canonical form, so no two spellings of one cursor exist.
-    if not hmac.compare_digest(parts[6], _mac(key, owner, _body(cursor))):
+    if not verify(key, owner, _body(cursor).encode(), parts[6]):
         raise CursorError("this cursor was not issued to this user by this server")
     return cursor

@@ -21,9 +21,10 @@ from schemas.results import PushResponse
 from .. import cursors
 from ..auth import principal_of
 from ..http import json_response, read_json
-from ..problems import FieldProblem, Problem
+from ..problems import Problem
 from ..pull import ENTITIES, Since, pull
 from ..push import Origin, push
+from ..query import bad_parameter, bounded_int
 from ..services import Services
 
 log = logging.getLogger("sync_server.sync")
@@ -74,24 +75,23 @@ def _since(request: Request, services: Services) -> Since:
         try:
             return Since(cursor=cursors.decode(services.cursor_key, owner, raw))
         except cursors.CursorError as error:
-            raise _bad("since", str(error)) from None
+            raise bad_parameter("since", str(error)) from None
     try:
         moment = datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
-        raise _bad("since", "must be a cursor from this server or an RFC 3339 time") from None
+        raise bad_parameter(
+            "since", "must be a cursor from this server or an RFC 3339 time"
+        ) from None
     if moment.tzinfo is None or "T" not in raw.upper():
-        raise _bad("since", "an RFC 3339 time needs a date, a time and a zone (Z or +hh:mm)")
+        raise bad_parameter(
+            "since", "an RFC 3339 time needs a date, a time and a zone (Z or +hh:mm)"
+        )
     return Since(moment=moment)
 
 
 def _limit(request: Request, services: Services) -> int:
-    raw = request.query_params.get("limit")
     settings = services.settings
-    if raw is None:
-        return settings.pull_default_limit
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= settings.pull_max_limit:
-        raise _bad("limit", f"must be an integer from 1 to {settings.pull_max_limit}")
-    return int(raw)
+    return bounded_int(request, "limit", settings.pull_default_limit, 1, settings.pull_max_limit)
 
 
 def _entities(request: Request) -> tuple[str, ...]:
@@ -101,17 +101,10 @@ def _entities(request: Request) -> tuple[str, ...]:
     names = [name.strip() for name in raw.split(",") if name.strip()]
     unknown = [name for name in names if name not in ENTITIES]
     if unknown:
-        raise _bad("entities", f"unknown entity {unknown[0]!r}; known: {', '.join(ENTITIES)}")
+        raise bad_parameter(
+            "entities", f"unknown entity {unknown[0]!r}; known: {', '.join(ENTITIES)}"
+        )
     return tuple(name for name in ENTITIES if name in names)
-
-
-def _bad(parameter: str, message: str) -> Problem:
-    return Problem(
-        400,
-        "invalid_parameter",
-        f"{parameter}: {message}",
-        errors=[FieldProblem(parameter, message)],
-    )
 
 
 async def pull_endpoint(request: Request) -> Response:
@@ -120,7 +113,7 @@ async def pull_endpoint(request: Request) -> Response:
     limit = _limit(request, services)
     entities = _entities(request)
     if since.cursor is not None and not set(entities) <= since.cursor.entities:
-        raise _bad(
+        raise bad_parameter(
             "since",
             "this cursor was issued for a pull of fewer entities; pulling more from it "
             "would skip their earlier changes (start those from the beginning)",

@@ -1,0 +1,160 @@
+"""A REST write is one op pushed through ``push.py``: the command path of every sync client.
+
+So the log stays the only source of truth: a ``PATCH`` is an ``update`` op decided, appended and
+projected exactly as if a device had queued it, with ``source: "api"`` in its events' metadata.
+This module runs that op and turns its result into HTTP terms:
+
+* ``applied`` is a success (the caller reads the row back as a pull shows it);
+* ``conflict``: ``version_mismatch`` and ``already_exists`` are 409 with the current row and
+  version; ``entity_deleted`` is 404 (a deleted entity is gone for REST, as on ``GET``);
+* ``rejected``: ``not_found`` is 404; ``insufficient_stock`` is 409, because the request is
+  well-formed and may succeed once the stock has changed (a state conflict, not bad input);
+  every other code (``validation_failed``, ``invalid_reference``…) is 422 with the field errors,
+  their paths as the REST body spells them (``fee``, not ``data.fee``).
+
+Without ``If-Match`` a write is unconditional: it is decided at the entity's current version.
+The version is read just before pushing, so a concurrent write can slip in between; the op then
+conflicts and is retried at the version the conflict names, a few times at most.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+from uuid import UUID, uuid4
+
+import msgspec
+
+from event_store import EventStore
+from projections import tables
+from projections.rows import ReadRow
+from schemas.entities import DELETE, UPDATE
+from schemas.ops import Op, PushRequest
+from schemas.results import INSUFFICIENT_STOCK, NOT_FOUND, OpResult
+
+from . import metrics
+from .problems import FieldProblem, Problem
+from .push import Origin, push
+
+log = logging.getLogger("sync_server.api")
+
+SOURCE: Final = "api"
+UNCONDITIONAL_ATTEMPTS: Final = 3
+_VERSIONED: Final = frozenset({UPDATE, DELETE})
+
+
+@dataclass(frozen=True)
+class Write:
+    entity: str
+    table: str
+    id: UUID
+    action: str
+    data: dict[str, Any]
+    base_version: int | None = None
+    """``If-Match``; None: unconditional (for update and delete)."""
+
+
+def read_row(store: EventStore, owner: UUID, table: str, id_: UUID) -> ReadRow | None:
+    """The row as a pull shows it, tombstones included (the caller decides what they mean)."""
+    with store.snapshot() as sql:
+        return tables.load_rows(sql, owner, [(table, id_)]).get((table, id_))
+
+
+def execute(store: EventStore, origin: Origin, write: Write) -> OpResult:
+    """Push ``write`` as one op; see the module doc for unconditional writes."""
+    if write.action not in _VERSIONED or write.base_version is not None:
+        return _push_one(store, origin, write, write.base_version)
+    row = read_row(store, origin.owner, write.table, write.id)
+    base = 0 if row is None else row.version
+    result = _push_one(store, origin, write, base)
+    for _ in range(UNCONDITIONAL_ATTEMPTS - 1):
+        conflict = result.conflict
+        if conflict is None or conflict.reason != "version_mismatch":
+            break
+        result = _push_one(store, origin, write, conflict.server_version)
+    return result
+
+
+def _push_one(store: EventStore, origin: Origin, write: Write, base: int | None) -> OpResult:
+    op = Op(
+        op_id=uuid4(),
+        entity=write.entity,
+        id=write.id,
+        action=write.action,
+        base_version=base,
+        data=write.data,
+    )
+    pushed = push(store, PushRequest(origin.client_id, [op]), origin)
+    metrics.record_ops(SOURCE, pushed.results, len(pushed.events))
+    return pushed.results[0]
+
+
+def refusal(result: OpResult, write: Write, current: ReadRow | None) -> Problem:
+    """The problem for a result that is not ``applied``; ``current`` is the row as it is now."""
+    what = f"{write.entity} {write.id}"
+    problem = _refusal(result, what, current)
+    log.warning(
+        "api op refused",
+        extra={
+            "entity": write.entity,
+            "action": write.action,
+            "status": problem.status,
+            "code": problem.code,
+        },
+    )
+    return problem
+
+
+def _refusal(result: OpResult, what: str, current: ReadRow | None) -> Problem:
+    conflict = result.conflict
+    if conflict is not None:
+        if conflict.reason == "entity_deleted":
+            return Problem(404, NOT_FOUND, f"{what} was deleted")
+        if conflict.reason == "already_exists":
+            return _conflict(
+                "already_exists", f"{what} exists already", current, conflict.fields, conflict
+            )
+        detail = (
+            f"{what} is at version {conflict.server_version} and "
+            f"{', '.join(conflict.fields) or 'it'} changed since the version given"
+        )
+        return _conflict("version_conflict", detail, current, conflict.fields, conflict)
+    error = result.error
+    if error is None:  # a duplicate: never for a fresh op id
+        return Problem(409, "duplicate", f"{what}: this op was already applied")
+    if error.code == NOT_FOUND:
+        return Problem(404, NOT_FOUND, f"{what} not found")
+    if error.code == INSUFFICIENT_STOCK:
+        return _conflict(INSUFFICIENT_STOCK, error.message, current, [], None)
+    if any(field.path == "base_version" for field in error.errors or []):
+        # If-Match named a version the entity never had: the same remedy as a conflict.
+        return _conflict("version_conflict", f"{what} never had that version", current, [], None)
+    errors = [FieldProblem(_rest_path(field.path), field.message) for field in error.errors or []]
+    return Problem(422, error.code, error.message, errors=errors or None)
+
+
+def _conflict(
+    code: str,
+    detail: str,
+    current: ReadRow | None,
+    fields: list[str],
+    conflict: Any,
+) -> Problem:
+    extra: dict[str, Any] = {"fields": fields}
+    headers: dict[str, str] = {}
+    if current is not None and not current.deleted:
+        extra["current"] = msgspec.json.decode(tables.body_of(current))
+        extra["version"] = current.version
+        headers["ETag"] = etag(current.version)
+    elif conflict is not None:
+        extra["version"] = conflict.server_version
+    return Problem(409, code, detail, headers=headers, extra=extra)
+
+
+def _rest_path(path: str) -> str:
+    return path.removeprefix("data.") if path != "data" else "$"
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'

@@ -1,0 +1,343 @@
+"""``/v1/{shows,costs,workouts,inventory}``: the entity REST API (PROTOCOL.md, "Entity REST").
+
+Reads come from the read tables; every write is one op through the push command path
+(``commands.py``), answered with the row read back as a pull shows it. Versions travel as HTTP
+entity tags: ``GET`` answers ``ETag: "<version>"`` (and 304 to a matching ``If-None-Match``),
+``PATCH`` and ``DELETE`` take ``If-Match: "<version>"`` as the op's ``base_version``, so the
+merge policy of push applies; without ``If-Match`` they write at the current version.
+
+A deleted entity is 404 everywhere here (pulls still carry its tombstone). Lists are keyset
+pages pinned to the moment the listing began (``projections/listing.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+from uuid import UUID, uuid4
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from projections import listing, tables
+from projections.project import epoch
+from projections.rows import ReadRow
+from schemas.entities import CREATE, DELETE, UPDATE
+
+from .. import list_cursors
+from ..auth import principal_of
+from ..commands import Write, etag, execute, read_row, refusal
+from ..cursors import CursorError
+from ..http import read_json
+from ..problems import FieldProblem, Problem
+from ..push import Origin
+from ..query import bad_parameter, bounded_int, refuse_unknown
+from ..resources import COLLECTIONS, DEFAULT_LIMIT, MAX_LIMIT, Collection
+from ..services import Services
+
+TIME_TRAVEL_PARAMS: Final = ("as_of", "version")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+TimeTravel = Callable[[Request, Collection], Awaitable[Response]]
+
+
+class ListBody(msgspec.Struct, frozen=True):
+    items: list[msgspec.Raw]
+    next_cursor: str | None
+    has_more: bool
+
+
+async def _no_time_travel(request: Request, collection: Collection) -> Response:
+    raise bad_parameter("as_of", "reading an entity as it was is not available on this server")
+
+
+time_travel: TimeTravel = _no_time_travel
+"""What ``GET …/{id}?as_of=…`` or ``?version=…`` answers: the audit routes set it."""
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _origin(request: Request) -> Origin:
+    principal = principal_of(request)
+    return Origin(
+        owner=principal.user.id,
+        client_id=principal.session_id,
+        device=str(principal.session_id),
+        request_id=getattr(request.state, "request_id", None),
+        source="api",
+    )
+
+
+def _path_id(request: Request, collection: Collection) -> UUID:
+    try:
+        return UUID(request.path_params["id"])
+    except ValueError:
+        raise _not_found(collection, request.path_params["id"]) from None
+
+
+def _not_found(collection: Collection, id_: object) -> Problem:
+    return Problem(404, "not_found", f"{collection.entity} {id_} not found")
+
+
+def _row_response(
+    row: ReadRow, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        tables.body_of(row),
+        status_code=status,
+        media_type="application/json",
+        headers={"ETag": etag(row.version), **(headers or {})},
+    )
+
+
+def _if_match(request: Request) -> int | None:
+    """The version ``If-Match`` names; None when absent or ``*`` (write at the current one)."""
+    raw = request.headers.get("if-match")
+    if raw is None or raw.strip() == "*":
+        return None
+    tag = raw.strip()
+    if len(tag) > 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isascii() and tag[1:-1].isdigit():
+        return int(tag[1:-1])
+    raise Problem(
+        400,
+        "invalid_header",
+        'If-Match must be one entity tag from an ETag of this API, such as "3"',
+    )
+
+
+def _not_modified(request: Request, version: int) -> bool:
+    raw = request.headers.get("if-none-match")
+    if raw is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in raw.split(",")}
+    return "*" in tags or etag(version) in tags
+
+
+# -- list ----------------------------------------------------------------------------------------
+
+
+def list_endpoint(collection: Collection) -> Endpoint:
+    async def list_items(request: Request) -> Response:
+        services = _services(request)
+        refuse_unknown(request, ["limit", "cursor", "sort", *(f.name for f in collection.filters)])
+        limit = bounded_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        sort = request.query_params.get("sort", collection.default_sort)
+        if sort not in collection.sort_values:
+            raise bad_parameter("sort", f"must be one of {', '.join(collection.sort_values)}")
+        conditions = []
+        given: list[tuple[str, object]] = []
+        for filter_ in collection.filters:
+            raw = request.query_params.get(filter_.name)
+            if raw is not None:
+                value = filter_.value(raw)
+                conditions.append(listing.Condition(filter_.column, filter_.op, value))
+                given.append((filter_.name, value))
+        digest = list_cursors.query_digest(collection.name, sort, given)
+        owner = principal_of(request).user.id
+        after = _after(request, services, owner, digest)
+        order = listing.Order(sort.lstrip("-"), descending=sort.startswith("-"))  # type: ignore[arg-type]
+
+        def read() -> tuple[listing.ListPage, int]:
+            with services.store.snapshot() as sql:
+                current = epoch(sql)
+                if after is not None and after[1] != current:
+                    raise listing.ListingExpired("the read tables were rebuilt since")
+                page = listing.list_page(
+                    sql,
+                    owner,
+                    collection.table,
+                    conditions,
+                    order,
+                    limit,
+                    None if after is None else after[0],
+                    services.store.registry,
+                )
+                return page, current
+
+        try:
+            page, current = await run_in_threadpool(read)
+        except listing.ListingExpired as expired:
+            raise Problem(
+                410, "cursor_expired", f"{expired}; start the listing again without a cursor"
+            ) from None
+        next_cursor = None
+        if page.has_more and page.items:
+            last = page.items[-1]
+            cursor = list_cursors.ListCursor(digest, current, page.pinned, last.key, last.id)
+            next_cursor = list_cursors.encode(services.cursor_key, owner, cursor)
+        body = ListBody(
+            [msgspec.Raw(item.body.encode()) for item in page.items], next_cursor, page.has_more
+        )
+        return Response(msgspec.json.encode(body), media_type="application/json")
+
+    return list_items
+
+
+def _after(
+    request: Request, services: Services, owner: UUID, digest: str
+) -> tuple[listing.After, int] | None:
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    try:
+        cursor = list_cursors.decode(services.cursor_key, owner, raw)
+    except CursorError as error:
+        raise bad_parameter("cursor", str(error)) from None
+    if cursor.query != digest:
+        raise bad_parameter(
+            "cursor", "this cursor belongs to a listing with another sort or other filters"
+        )
+    return cursor.after, cursor.epoch
+
+
+# -- one entity ----------------------------------------------------------------------------------
+
+
+def get_endpoint(collection: Collection) -> Endpoint:
+    async def get_item(request: Request) -> Response:
+        if any(name in request.query_params for name in TIME_TRAVEL_PARAMS):
+            return await time_travel(request, collection)
+        refuse_unknown(request, TIME_TRAVEL_PARAMS)
+        id_ = _path_id(request, collection)
+        owner = principal_of(request).user.id
+        store = _services(request).store
+        row = await run_in_threadpool(read_row, store, owner, collection.table, id_)
+        if row is None or row.deleted:
+            raise _not_found(collection, id_)
+        if _not_modified(request, row.version):
+            return Response(status_code=304, headers={"ETag": etag(row.version)})
+        return _row_response(row)
+
+    return get_item
+
+
+async def _write(request: Request, collection: Collection, write: Write) -> ReadRow:
+    """Run ``write``; the row read back when applied, or the problem that says why not."""
+    store = _services(request).store
+    origin = _origin(request)
+    result = await run_in_threadpool(execute, store, origin, write)
+    row = await run_in_threadpool(read_row, store, origin.owner, collection.table, write.id)
+    if result.status != "applied":
+        raise refusal(result, write, row)
+    if row is None or row.deleted:
+        # Applied, then deleted by someone else before it could be read back.
+        raise _not_found(collection, write.id)
+    return row
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    limit = _services(request).settings.max_body_bytes
+    return await read_json(request, dict[str, Any], limit)
+
+
+def create_endpoint(collection: Collection) -> Endpoint:
+    async def create_item(request: Request) -> Response:
+        refuse_unknown(request, ())
+        data = await _body(request)
+        raw_id = data.pop("id", None)
+        try:
+            id_ = uuid4() if raw_id is None else UUID(raw_id)
+        except (TypeError, ValueError, AttributeError):
+            raise Problem(
+                422,
+                "validation_failed",
+                "id must be a UUID",
+                errors=[FieldProblem("id", "must be a UUID")],
+            ) from None
+        write = Write(collection.entity, collection.table, id_, CREATE, data)
+        row = await _write(request, collection, write)
+        return _row_response(row, 201, {"Location": f"{collection.path}/{row.id}"})
+
+    return create_item
+
+
+def update_endpoint(collection: Collection) -> Endpoint:
+    async def update_item(request: Request) -> Response:
+        refuse_unknown(request, ())
+        id_ = _path_id(request, collection)
+        base = _if_match(request)
+        data = await _body(request)
+        write = Write(collection.entity, collection.table, id_, UPDATE, data, base)
+        return _row_response(await _write(request, collection, write))
+
+    return update_item
+
+
+def delete_endpoint(collection: Collection) -> Endpoint:
+    async def delete_item(request: Request) -> Response:
+        refuse_unknown(request, ())
+        id_ = _path_id(request, collection)
+        base = _if_match(request)
+        write = Write(collection.entity, collection.table, id_, DELETE, {}, base)
+        store = _services(request).store
+        origin = _origin(request)
+        result = await run_in_threadpool(execute, store, origin, write)
+        if result.status != "applied":
+            row = await run_in_threadpool(read_row, store, origin.owner, collection.table, id_)
+            raise refusal(result, write, row)
+        return Response(status_code=204)
+
+    return delete_item
+
+
+def action_endpoint(collection: Collection, action: str) -> Endpoint:
+    async def act(request: Request) -> Response:
+        refuse_unknown(request, ())
+        id_ = _path_id(request, collection)
+        data = await _body(request)
+        write = Write(collection.entity, collection.table, id_, action, data)
+        return _row_response(await _write(request, collection, write))
+
+    return act
+
+
+def build_routes() -> list[Route]:
+    routes: list[Route] = []
+    for collection in COLLECTIONS.values():
+        base = collection.path
+        routes += [
+            Route(base, list_endpoint(collection), methods=["GET"], name=f"{collection.name}_list"),
+            Route(
+                base,
+                create_endpoint(collection),
+                methods=["POST"],
+                name=f"{collection.name}_create",
+            ),
+            Route(
+                f"{base}/{{id}}",
+                get_endpoint(collection),
+                methods=["GET"],
+                name=f"{collection.name}_get",
+            ),
+            Route(
+                f"{base}/{{id}}",
+                update_endpoint(collection),
+                methods=["PATCH"],
+                name=f"{collection.name}_update",
+            ),
+            Route(
+                f"{base}/{{id}}",
+                delete_endpoint(collection),
+                methods=["DELETE"],
+                name=f"{collection.name}_delete",
+            ),
+        ]
+        for action in collection.actions:
+            routes.append(
+                Route(
+                    f"{base}/{{id}}/{action.path}",
+                    action_endpoint(collection, action.action),
+                    methods=["POST"],
+                    name=f"{collection.name}_{action.path}",
+                )
+            )
+    return routes
+
+
+routes = build_routes()

@@ -1,0 +1,37 @@
+"""``GET /v1/stats``: the user's dashboard figures, from the read tables (``projections/stats``)."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from projections.stats import Dashboard, dashboard
+
+from ..auth import principal_of
+from ..http import json_response
+from ..query import refuse_unknown
+from ..resources import FROM, TO, Filter
+from ..services import Services
+
+
+async def stats(request: Request) -> Response:
+    services: Services = request.app.state.services
+    refuse_unknown(request, (FROM.name, TO.name))
+    start, end = (_date(request, bound) for bound in (FROM, TO))
+    owner = principal_of(request).user.id
+
+    def read() -> Dashboard:
+        with services.store.snapshot() as sql:
+            return dashboard(sql, owner, start, end)
+
+    return json_response(await run_in_threadpool(read))
+
+
+def _date(request: Request, bound: Filter) -> str | None:
+    raw = request.query_params.get(bound.name)
+    return None if raw is None else str(bound.value(raw))
+
+
+routes = [Route("/v1/stats", stats, methods=["GET"])]
