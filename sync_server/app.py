@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,12 +20,13 @@ from starlette.types import Scope
 
 from event_store import StoreUnavailable, migrate
 
-from . import cursors
+from . import cursors, metrics
 from .auth import Auth, AuthMiddleware, load_signing_key
 from .middleware import RequestContext
 from .problems import Problem, handle_problem, problem_response, request_id_of
 from .routes import auth as auth_routes
 from .routes import entities, health, stats, sync
+from .routes import metrics as metrics_routes
 from .services import MIGRATIONS, Services, connect
 from .settings import Settings
 
@@ -62,6 +64,7 @@ def _route_table(routes: list[BaseRoute], prefix: str = "") -> dict[Any, str]:
 def build_routes() -> list[BaseRoute]:
     return [
         *health.routes,
+        *metrics_routes.routes,
         *auth_routes.routes,
         *sync.routes,
         *entities.routes,
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 await hook(running)
             if own:
                 await anyio.to_thread.run_sync(running.store.close)
+            metrics.process_exited(os.getpid())
 
     routes = build_routes()
     route_table = _route_table(routes)
@@ -106,7 +110,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     def route_of(scope: Scope) -> str:
         return route_table.get(scope.get("endpoint"), "unmatched")
 
-    middleware = [Middleware(RequestContext, route_of=route_of)]
+    def observe(method: str, route: str, status: int, seconds: float) -> None:
+        metrics.observe_request(method, route, status, seconds)
+        services_now = getattr(app.state, "services", None)
+        if services_now is not None:
+            metrics.record_pool(services_now.store)
+
+    middleware = [Middleware(RequestContext, route_of=route_of, observe=observe)]
     if settings.cors_origins:
         middleware.append(
             Middleware(

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 
 from .settings import Settings
+
+# prometheus_client's multiprocess directory (named here so that the CLI does not import it).
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -55,17 +61,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    uvicorn.run(
-        "sync_server.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    with _metrics_directory():
+        uvicorn.run(
+            "sync_server.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """A fresh directory where every worker process writes its metrics (see ``metrics.py``).
+
+    Set before the app (and prometheus_client) is imported in any process, inherited by the
+    workers; removed when the server stops. One given by the operator is used as it is.
+    """
+    if os.environ.get(METRICS_DIR):
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="sync-server-metrics-")
+    os.environ[METRICS_DIR] = path
+    try:
+        yield
+    finally:
+        del os.environ[METRICS_DIR]
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

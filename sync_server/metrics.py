@@ -30,7 +30,8 @@ from prometheus_client import (
 from event_store import EventStore
 from schemas.results import OpResult
 
-MULTIPROCESS_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+from .cli import METRICS_DIR
+
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -64,7 +65,7 @@ POOL = Gauge(
 
 
 def multiprocess_mode() -> bool:
-    return bool(os.environ.get(MULTIPROCESS_ENV))
+    return bool(os.environ.get(METRICS_DIR))
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:

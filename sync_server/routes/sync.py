@@ -18,7 +18,7 @@ from starlette.routing import Route
 from schemas.ops import PushRequest
 from schemas.results import PushResponse
 
-from .. import cursors
+from .. import cursors, metrics
 from ..auth import principal_of
 from ..http import json_response, read_json
 from ..problems import Problem
@@ -54,6 +54,7 @@ async def push_endpoint(request: Request) -> Response:
         request_id=getattr(request.state, "request_id", None),
     )
     pushed = await run_in_threadpool(push, services.store, body, origin)
+    metrics.record_ops(origin.source, pushed.results, len(pushed.events))
     statuses = Counter(result.status for result in pushed.results)
     if statuses["conflict"] or statuses["rejected"]:
         # One line per push, not per op: an offline queue of a thousand stale ops must not
@@ -122,6 +123,7 @@ async def pull_endpoint(request: Request) -> Response:
     page = await run_in_threadpool(
         pull, services.store, services.cursor_key, owner, since, limit, entities
     )
+    metrics.record_pull(len(page.changes))
     return json_response(page)
 
 

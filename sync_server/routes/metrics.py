@@ -1,0 +1,21 @@
+"""``GET /metrics``: Prometheus text format, summed over every server process (``metrics.py``)."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import metrics
+from ..services import Services
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    services: Services = request.app.state.services
+    metrics.record_pool(services.store)
+    body = await run_in_threadpool(metrics.render)
+    return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
+routes = [Route("/metrics", metrics_endpoint, methods=["GET"])]
