@@ -12,9 +12,8 @@ This module runs that op and turns its result into HTTP terms:
   every other code (``validation_failed``, ``invalid_reference``…) is 422 with the field errors,
   their paths as the REST body spells them (``fee``, not ``data.fee``).
 
-Without ``If-Match`` a write is unconditional: it is decided at the entity's current version.
-The version is read just before pushing, so a concurrent write can slip in between; the op then
-conflicts and is retried at the version the conflict names, a few times at most.
+Without ``If-Match`` a write is unconditional: push decides it at the entity's version inside
+its own transaction (``at_current_version``), so no concurrent writer can make it conflict.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ import msgspec
 from event_store import EventStore
 from projections import tables
 from projections.rows import ReadRow
-from schemas.entities import DELETE, UPDATE
 from schemas.ops import Op, PushRequest
 from schemas.results import INSUFFICIENT_STOCK, NOT_FOUND, OpResult
 
@@ -40,8 +38,6 @@ from .push import Origin, push
 log = logging.getLogger("sync_server.api")
 
 SOURCE: Final = "api"
-UNCONDITIONAL_ATTEMPTS: Final = 3
-_VERSIONED: Final = frozenset({UPDATE, DELETE})
 
 
 @dataclass(frozen=True)
@@ -62,30 +58,16 @@ def read_row(store: EventStore, owner: UUID, table: str, id_: UUID) -> ReadRow |
 
 
 def execute(store: EventStore, origin: Origin, write: Write) -> OpResult:
-    """Push ``write`` as one op; see the module doc for unconditional writes."""
-    if write.action not in _VERSIONED or write.base_version is not None:
-        return _push_one(store, origin, write, write.base_version)
-    row = read_row(store, origin.owner, write.table, write.id)
-    base = 0 if row is None else row.version
-    result = _push_one(store, origin, write, base)
-    for _ in range(UNCONDITIONAL_ATTEMPTS - 1):
-        conflict = result.conflict
-        if conflict is None or conflict.reason != "version_mismatch":
-            break
-        result = _push_one(store, origin, write, conflict.server_version)
-    return result
-
-
-def _push_one(store: EventStore, origin: Origin, write: Write, base: int | None) -> OpResult:
+    """Push ``write`` as one op of its own."""
     op = Op(
         op_id=uuid4(),
         entity=write.entity,
         id=write.id,
         action=write.action,
-        base_version=base,
+        base_version=write.base_version,
         data=write.data,
     )
-    pushed = push(store, PushRequest(origin.client_id, [op]), origin)
+    pushed = push(store, PushRequest(origin.client_id, [op]), origin, at_current_version=True)
     metrics.record_ops(SOURCE, pushed.results, len(pushed.events))
     return pushed.results[0]
 

@@ -32,6 +32,7 @@ from projections.apply import apply_event, load_missing
 from projections.project import epoch, project
 from projections.rows import TABLES, ReadRow, RowKey
 from projections.shows import live_cost_ids
+from schemas.entities import DELETE, UPDATE
 from schemas.ops import Op, PushRequest, upcast_op
 from schemas.results import OpError, OpResult
 
@@ -80,11 +81,18 @@ def op_key(op_id: UUID) -> str:
     return f"op:{op_id}"
 
 
-def push(store: EventStore, request: PushRequest, origin: Origin) -> Pushed:
-    """Decide, append and project ``request`` for ``origin.owner``; see the module doc."""
+def push(
+    store: EventStore, request: PushRequest, origin: Origin, *, at_current_version: bool = False
+) -> Pushed:
+    """Decide, append and project ``request`` for ``origin.owner``; see the module doc.
+
+    ``at_current_version``: an update or delete without ``base_version`` is decided at the
+    entity's version inside this transaction, i.e. unconditionally (REST without ``If-Match``).
+    Sync clients never get this: for them a missing ``base_version`` stays a malformed op.
+    """
     try:
         with store.transaction(origin.owner) as tx:
-            return _push(tx, request, origin)
+            return _push(tx, request, origin, at_current_version)
     except _Aborted as aborted:
         with store.snapshot() as sql:
             position = tables.head(sql, origin.owner)
@@ -92,7 +100,9 @@ def push(store: EventStore, request: PushRequest, origin: Origin) -> Pushed:
         return Pushed(aborted.results, cursors.Cursor(position, current), [])
 
 
-def _push(tx: Transaction, request: PushRequest, origin: Origin) -> Pushed:
+def _push(
+    tx: Transaction, request: PushRequest, origin: Origin, at_current_version: bool
+) -> Pushed:
     ops: list[Op | OpError] = [upcast_op(op, request.schema_version) for op in request.ops]
     recalled = tx.recall(op_key(op.op_id) for op in request.ops)
     deciding = [op for op in ops if isinstance(op, Op) and op_key(op.op_id) not in recalled]
@@ -114,6 +124,8 @@ def _push(tx: Transaction, request: PushRequest, origin: Origin) -> Pushed:
             result = OpResult(original.op_id, "rejected", error=op)
             remembered[key] = _encode(result)
         else:
+            if at_current_version:
+                op = _at_current_version(op, working)
             result, append = _decide(tx, op, working, origin)
             if append is None:
                 # Refused, or an update that changed nothing: no event carries the key.
@@ -162,6 +174,14 @@ def _decide(
     _apply_provisionally(tx, decision.events, working, origin.owner, tx.now)
     new_events = [event.new_event(metadata) for event in decision.events]
     return result, AppendRequest(new_events, expected, op_key(op.op_id), _encode(result))
+
+
+def _at_current_version(op: Op, rows: Mapping[RowKey, ReadRow]) -> Op:
+    if op.base_version is not None or op.action not in (UPDATE, DELETE):
+        return op
+    table = TABLES.get(op.entity)
+    row = None if table is None else rows.get((table, op.id))
+    return msgspec.structs.replace(op, base_version=0 if row is None else row.version)
 
 
 def _expected(
