@@ -16,16 +16,18 @@ from msgspec import Meta
 
 from .values import MAX_COUNT, CountryCode, CurrencyCode, Measure, Money, Percent, StockDelta
 
+# Text never holds NUL: PostgreSQL cannot store it in a text column, and nobody types it.
+NO_NUL = r"^[^\x00]*$"
 # Required names must say something: a value of only spaces is refused like an empty one.
-_NOT_BLANK = r"\S"
+NOT_BLANK = r"^[^\x00]*[^\x00\s][^\x00]*$"
 
 
 def _name(low: int, high: int) -> Meta:
-    return Meta(min_length=low, max_length=high, pattern=_NOT_BLANK)
+    return Meta(min_length=low, max_length=high, pattern=NOT_BLANK)
 
 
 def _text(high: int) -> Meta:
-    return Meta(max_length=high)
+    return Meta(max_length=high, pattern=NO_NUL)
 
 
 Count = Annotated[int, Meta(ge=0, le=MAX_COUNT)]

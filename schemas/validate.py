@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from .entities import ACTION_PAYLOADS, CREATE_ONLY, FIELDS
+from .fields import NO_NUL, NOT_BLANK
 from .results import FieldError
 from .values import dec_hook, enc_hook
 
@@ -88,7 +89,14 @@ _MEMBER = re.compile(r"Object (contains unknown|missing required) field `(.*)`")
 _REPHRASE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"Expected `str` of length <= (\d+)"), r"must be at most \1 characters"),
     (re.compile(r"Expected `str` of length >= (\d+)"), r"must be at least \1 characters"),
-    (re.compile(r"Expected `str` matching regex .*"), "must not be blank"),
+    (
+        re.compile(r"Expected `str` matching regex " + re.escape(repr(NO_NUL))),
+        "must not contain NUL characters",
+    ),
+    (
+        re.compile(r"Expected `str` matching regex " + re.escape(repr(NOT_BLANK))),
+        "must not be blank or contain NUL characters",
+    ),
     (re.compile(r"Expected `array` of length <= (\d+)"), r"must have at most \1 items"),
     (re.compile(r"Expected `array` of length >= (\d+)"), r"must have at least \1 items"),
     (re.compile(r"Expected `int` >= (-?\d+)"), r"must be >= \1"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -21,11 +22,13 @@ from starlette.types import Scope
 from event_store import StoreUnavailable, migrate
 
 from . import cursors, metrics
+from .api_spec import Operation
 from .auth import Auth, AuthMiddleware, load_signing_key
 from .middleware import RequestContext
+from .openapi import build as build_openapi
 from .problems import Problem, handle_problem, problem_response, request_id_of
 from .routes import auth as auth_routes
-from .routes import entities, health, stats, sync
+from .routes import docs, entities, health, stats, sync
 from .routes import metrics as metrics_routes
 from .services import MIGRATIONS, Services, connect
 from .settings import Settings
@@ -61,15 +64,27 @@ def _route_table(routes: list[BaseRoute], prefix: str = "") -> dict[Any, str]:
     return table
 
 
+# Every route module: its ``routes`` and the ``operations`` that describe them for OpenAPI.
+ROUTE_MODULES = (health, metrics_routes, docs, auth_routes, sync, entities, stats)
+
+
 def build_routes() -> list[BaseRoute]:
-    return [
-        *health.routes,
-        *metrics_routes.routes,
-        *auth_routes.routes,
-        *sync.routes,
-        *entities.routes,
-        *stats.routes,
-    ]
+    return [route for module in ROUTE_MODULES for route in module.routes]
+
+
+def build_operations() -> list[Operation]:
+    return [operation for module in ROUTE_MODULES for operation in module.operations]
+
+
+def openapi_document() -> dict[str, Any]:
+    return build_openapi(build_operations(), "sync-server", _version())
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("sync-server")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
@@ -140,6 +155,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.openapi = openapi_document()
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     return app

@@ -10,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..api_spec import Body, Operation, Reply
 from ..auth import Auth, principal_of
 from ..auth.middleware import LOGIN, LOGOUT, REFRESH, REGISTER, auth_of
-from ..auth.models import LoginBody, Me, RefreshBody, RegisterBody, Sessions
+from ..auth.models import LoginBody, Me, RefreshBody, RegisterBody, Sessions, SignedIn, Tokens
 from ..http import json_response, read_json
 from ..logs import user_id_var
 from ..problems import Problem
@@ -115,4 +116,66 @@ routes = [
     Route("/v1/auth/me", me, methods=["GET"]),
     Route("/v1/auth/sessions", list_sessions, methods=["GET"]),
     Route("/v1/auth/sessions/{id}", revoke_session, methods=["DELETE"]),
+]
+
+_NO_STORE = {"Cache-Control": "no-store"}
+operations = [
+    Operation(
+        "POST",
+        REGISTER,
+        "Create an account and sign in",
+        "auth",
+        {201: Reply("Signed in", Body(SignedIn), headers=_NO_STORE)},
+        body=Body(RegisterBody),
+        problems=(409, 429),
+        public=True,
+    ),
+    Operation(
+        "POST",
+        LOGIN,
+        "Sign in with email and password",
+        "auth",
+        {200: Reply("Signed in", Body(SignedIn), headers=_NO_STORE)},
+        body=Body(LoginBody),
+        problems=(401, 429),
+        public=True,
+    ),
+    Operation(
+        "POST",
+        REFRESH,
+        "Rotate a refresh token for new tokens",
+        "auth",
+        {200: Reply("New tokens", Body(Tokens), headers=_NO_STORE)},
+        body=Body(RefreshBody),
+        problems=(401, 429),
+        public=True,
+    ),
+    Operation(
+        "POST",
+        LOGOUT,
+        "Revoke the session of a refresh token",
+        "auth",
+        {204: Reply("Signed out")},
+        body=Body(RefreshBody),
+        problems=(401, 429),
+        public=True,
+    ),
+    Operation(
+        "GET", "/v1/auth/me", "The signed-in user", "auth", {200: Reply("The user", Body(Me))}
+    ),
+    Operation(
+        "GET",
+        "/v1/auth/sessions",
+        "The user's device sessions",
+        "auth",
+        {200: Reply("Sessions", Body(Sessions))},
+    ),
+    Operation(
+        "DELETE",
+        "/v1/auth/sessions/{id}",
+        "Revoke one session",
+        "auth",
+        {204: Reply("Revoked")},
+        problems=(404,),
+    ),
 ]

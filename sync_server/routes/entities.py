@@ -26,8 +26,10 @@ from projections import listing, tables
 from projections.project import epoch
 from projections.rows import ReadRow
 from schemas.entities import CREATE, DELETE, UPDATE
+from schemas.rows import row_type
 
 from .. import list_cursors
+from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
 from ..commands import Write, etag, execute, read_row, refusal
 from ..cursors import CursorError
@@ -35,6 +37,7 @@ from ..http import read_json
 from ..problems import FieldProblem, Problem
 from ..push import Origin
 from ..query import bad_parameter, bounded_int, refuse_unknown
+from ..resource_shapes import create_type, page_type, patch_type
 from ..resources import COLLECTIONS, DEFAULT_LIMIT, MAX_LIMIT, Collection
 from ..services import Services
 
@@ -341,3 +344,125 @@ def build_routes() -> list[Route]:
 
 
 routes = build_routes()
+
+
+# -- the OpenAPI description ---------------------------------------------------------------------
+
+_ETAG = {"ETag": 'The entity\'s version as an entity tag ("3"): send it back in If-Match'}
+_IF_MATCH = Param(
+    "If-Match",
+    "header",
+    {"type": "string"},
+    'The version the change is based on ("3"), as ETag gave it: the merge policy of push '
+    "applies; without it the write is unconditional",
+)
+
+
+def _collection_operations(collection: Collection) -> list[Operation]:
+    row = Body(row_type(collection.entity))
+    one = f"{collection.path}/{{id}}"
+    entity = collection.entity
+    listing_params = [
+        Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+        Param("cursor", "query", {"type": "string"}, "next_cursor of the previous page"),
+        Param(
+            "sort",
+            "query",
+            {"enum": list(collection.sort_values), "default": collection.default_sort},
+            "a column, - in front for descending",
+        ),
+        *(Param(f.name, "query", f.schema, f.description) for f in collection.filters),
+    ]
+    operations = [
+        Operation(
+            "GET",
+            collection.path,
+            f"List {collection.name}",
+            collection.name,
+            {
+                200: Reply(
+                    "A page; follow next_cursor while has_more", Body(page_type(collection.entity))
+                )
+            },
+            params=tuple(listing_params),
+            problems=(400, 410),
+            description=collection.description
+            + " A listing holds the rows as they were when its first page was read, each once.",
+        ),
+        Operation(
+            "POST",
+            collection.path,
+            f"Create a {entity}",
+            collection.name,
+            {201: Reply("Created", row, headers={**_ETAG, "Location": "The new entity's URL"})},
+            body=Body(create_type(collection.entity)),
+            problems=(409,),
+        ),
+        Operation(
+            "GET",
+            one,
+            f"Get a {entity}",
+            collection.name,
+            {
+                200: Reply("The entity", row, headers=_ETAG),
+                304: Reply("Not modified since the version If-None-Match named"),
+            },
+            params=(
+                Param("If-None-Match", "header", {"type": "string"}),
+                Param(
+                    "as_of",
+                    "query",
+                    {"type": "string", "format": "date-time"},
+                    "the entity as it was at this moment, rebuilt from the log",
+                ),
+                Param(
+                    "version",
+                    "query",
+                    {"type": "integer", "minimum": 1},
+                    "the entity as it was at this version, rebuilt from the log",
+                ),
+            ),
+            problems=(400, 404),
+        ),
+        Operation(
+            "PATCH",
+            one,
+            f"Change fields of a {entity}",
+            collection.name,
+            {200: Reply("Changed (or unchanged: nothing differed)", row, headers=_ETAG)},
+            body=Body(patch_type(collection.entity), {"minProperties": 1}),
+            params=(_IF_MATCH,),
+            problems=(400, 404, 409),
+        ),
+        Operation(
+            "DELETE",
+            one,
+            f"Delete a {entity}",
+            collection.name,
+            {204: Reply("Deleted")},
+            params=(_IF_MATCH,),
+            problems=(400, 404, 409),
+        ),
+    ]
+    for action in collection.actions:
+        operations.append(
+            Operation(
+                "POST",
+                f"{one}/{action.path}",
+                action.summary,
+                collection.name,
+                {200: Reply(f"The {entity} after the {action.action}", row, headers=_ETAG)},
+                body=Body(action.payload(entity)),
+                problems=(404, 409),
+                description="Commutes with other writes: no If-Match; checked against the "
+                "current state instead (409 insufficient_stock if stock would go below 0).",
+            )
+        )
+    return operations
+
+
+operations = [
+    operation
+    for collection in COLLECTIONS.values()
+    for operation in _collection_operations(collection)
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -9,12 +10,29 @@ from starlette.routing import Route
 
 from event_store import EventStoreError, pending
 
+from ..api_spec import Body, Operation, Reply
 from ..http import json_response
 from ..services import MIGRATIONS, Services
 
 
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+class Ready(msgspec.Struct, frozen=True):
+    status: str
+    backend: str
+
+
+class NotReady(msgspec.Struct, frozen=True, omit_defaults=True):
+    status: str
+    """``unavailable`` (the database does not answer) or ``migrations_pending``."""
+    detail: str | None = None
+    pending: list[str] | None = None
+
+
 async def health(request: Request) -> Response:
-    return json_response({"status": "ok"})
+    return json_response(Health("ok"))
 
 
 async def ready(request: Request) -> Response:
@@ -27,15 +45,39 @@ async def ready(request: Request) -> Response:
     try:
         waiting = await run_in_threadpool(check)
     except EventStoreError as error:
-        return json_response({"status": "unavailable", "detail": str(error)}, status=503)
+        return json_response(NotReady("unavailable", str(error)), status=503)
     except Exception as error:  # a database that is down fails in many ways; all mean not ready
-        return json_response({"status": "unavailable", "detail": type(error).__name__}, status=503)
+        return json_response(NotReady("unavailable", type(error).__name__), status=503)
     if waiting:
-        return json_response({"status": "migrations_pending", "pending": waiting}, status=503)
-    return json_response({"status": "ready", "backend": services.store.backend})
+        return json_response(NotReady("migrations_pending", pending=waiting), status=503)
+    return json_response(Ready("ready", services.store.backend))
 
 
 routes = [
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
+]
+
+operations = [
+    Operation(
+        "GET",
+        "/health",
+        "The process answers",
+        "operations",
+        {200: Reply("Alive", Body(Health))},
+        public=True,
+    ),
+    Operation(
+        "GET",
+        "/ready",
+        "The database answers and its migrations are current",
+        "operations",
+        {
+            200: Reply("Ready to serve", Body(Ready)),
+            503: Reply(
+                "Not ready: the database is unreachable or migrations are pending", Body(NotReady)
+            ),
+        },
+        public=True,
+    ),
 ]

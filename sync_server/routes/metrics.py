@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import metrics
+from ..api_spec import Operation, Reply
 from ..services import Services
 
 
@@ -19,3 +20,18 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 routes = [Route("/metrics", metrics_endpoint, methods=["GET"])]
+
+operations = [
+    Operation(
+        "GET",
+        "/metrics",
+        "Prometheus metrics of every server process",
+        "operations",
+        {
+            200: Reply(
+                "Prometheus text format 0.0.4", media_type="text/plain", schema={"type": "string"}
+            )
+        },
+        public=True,
+    )
+]

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from projections.stats import Dashboard, dashboard
 
+from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
 from ..http import json_response
 from ..query import refuse_unknown
@@ -35,3 +36,18 @@ def _date(request: Request, bound: Filter) -> str | None:
 
 
 routes = [Route("/v1/stats", stats, methods=["GET"])]
+
+operations = [
+    Operation(
+        "GET",
+        "/v1/stats",
+        "Dashboard figures: shows by month and status, workout volume by week, low stock",
+        "stats",
+        {200: Reply("The figures", Body(Dashboard))},
+        params=tuple(
+            Param(bound.name, "query", bound.schema, f"shows and workouts {bound.description}")
+            for bound in (FROM, TO)
+        ),
+        problems=(400,),
+    )
+]

@@ -16,9 +16,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from schemas.ops import PushRequest
+from schemas.pull import PullPage
 from schemas.results import PushResponse
 
 from .. import cursors, metrics
+from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
 from ..http import json_response, read_json
 from ..problems import Problem
@@ -130,4 +132,38 @@ async def pull_endpoint(request: Request) -> Response:
 routes = [
     Route("/v1/sync/push", push_endpoint, methods=["POST"]),
     Route("/v1/sync/pull", pull_endpoint, methods=["GET"]),
+]
+
+operations = [
+    Operation(
+        "POST",
+        "/v1/sync/push",
+        "Push a batch of ops",
+        "sync",
+        {200: Reply("One result per op, in order, and a cursor", Body(PushResponse))},
+        body=Body(PushRequest),
+    ),
+    Operation(
+        "GET",
+        "/v1/sync/pull",
+        "Pull the changes since a cursor",
+        "sync",
+        {200: Reply("A page of changes", Body(PullPage))},
+        params=(
+            Param(
+                "since",
+                "query",
+                {"type": "string"},
+                "a cursor from an earlier pull or push, or an RFC 3339 time; omit for everything",
+            ),
+            Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 5000}),
+            Param(
+                "entities",
+                "query",
+                {"type": "string"},
+                f"comma-separated subset of {', '.join(ENTITIES)}",
+            ),
+        ),
+        problems=(400,),
+    ),
 ]
