@@ -138,7 +138,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-                allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "If-Match",
+                    "If-None-Match",
+                    "X-Request-ID",
+                ],
                 expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
             )
         )

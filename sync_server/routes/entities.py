@@ -243,9 +243,10 @@ def create_endpoint(collection: Collection) -> Endpoint:
     async def create_item(request: Request) -> Response:
         refuse_unknown(request, ())
         data = await _body(request)
+        given = "id" in data
         raw_id = data.pop("id", None)
         try:
-            id_ = uuid4() if raw_id is None else UUID(raw_id)
+            id_ = UUID(raw_id) if given else uuid4()
         except (TypeError, ValueError, AttributeError):
             raise Problem(
                 422,
@@ -300,41 +301,31 @@ def action_endpoint(collection: Collection, action: str) -> Endpoint:
     return act
 
 
+_CRUD: Final[tuple[tuple[str, str, Callable[[Collection], Endpoint], str], ...]] = (
+    ("", "GET", list_endpoint, "list"),
+    ("", "POST", create_endpoint, "create"),
+    ("/{id}", "GET", get_endpoint, "get"),
+    ("/{id}", "PATCH", update_endpoint, "update"),
+    ("/{id}", "DELETE", delete_endpoint, "delete"),
+)
+
+
 def build_routes() -> list[Route]:
     routes: list[Route] = []
     for collection in COLLECTIONS.values():
-        base = collection.path
-        routes += [
-            Route(base, list_endpoint(collection), methods=["GET"], name=f"{collection.name}_list"),
-            Route(
-                base,
-                create_endpoint(collection),
-                methods=["POST"],
-                name=f"{collection.name}_create",
-            ),
-            Route(
-                f"{base}/{{id}}",
-                get_endpoint(collection),
-                methods=["GET"],
-                name=f"{collection.name}_get",
-            ),
-            Route(
-                f"{base}/{{id}}",
-                update_endpoint(collection),
-                methods=["PATCH"],
-                name=f"{collection.name}_update",
-            ),
-            Route(
-                f"{base}/{{id}}",
-                delete_endpoint(collection),
-                methods=["DELETE"],
-                name=f"{collection.name}_delete",
-            ),
-        ]
+        for suffix, method, endpoint, name in _CRUD:
+            routes.append(
+                Route(
+                    collection.path + suffix,
+                    endpoint(collection),
+                    methods=[method],
+                    name=f"{collection.name}_{name}",
+                )
+            )
         for action in collection.actions:
             routes.append(
                 Route(
-                    f"{base}/{{id}}/{action.path}",
+                    f"{collection.path}/{{id}}/{action.path}",
                     action_endpoint(collection, action.action),
                     methods=["POST"],
                     name=f"{collection.name}_{action.path}",

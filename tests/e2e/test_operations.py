@@ -124,6 +124,15 @@ def test_cors_preflight_and_exposed_headers(server_factory: ServerFactory) -> No
         assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
         assert "PATCH" in preflight.headers["access-control-allow-methods"]
         assert "if-match" in preflight.headers["access-control-allow-headers"].lower()
+        conditional_get = client.options(
+            "/v1/shows/00000000-0000-4000-8000-000000000000",
+            headers={
+                "Origin": "https://app.example.com",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization, if-none-match",
+            },
+        )
+        assert conditional_get.status_code == 200
         foreign = client.options(
             "/v1/shows",
             headers={"Origin": "https://evil.example.net", "Access-Control-Request-Method": "GET"},
