@@ -49,7 +49,9 @@ def references_needed(op: Op) -> Needs:
         if show_id is not None:
             keys.add((_SHOWS, show_id))
         sku = op.data.get("sku") if op.entity == "product" else None
-        if isinstance(sku, str):
+        # Looked up before the op is validated: a NUL (which validation refuses) must not even
+        # reach the query, PostgreSQL fails on it.
+        if isinstance(sku, str) and "\x00" not in sku:
             skus.add(sku)
     # A show's deletion cascades to its live costs, which its own row lists: nothing more to load.
     return Needs(frozenset(keys), frozenset(skus))

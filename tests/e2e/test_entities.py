@@ -562,3 +562,21 @@ def test_stats_sum_shows_per_month_status_and_currency(api: Api) -> None:
     december = api.get("/v1/stats", params={"from": "2026-12-01", "to": "2026-12-31"}).json()
     assert {s["month"] for s in december["shows"]} == {"2026-12"} and december["workouts"] == []
     assert_problem(api.get("/v1/stats", params={"from": "soon"}), 400, "invalid_parameter")
+
+
+# -- found by schemathesis -----------------------------------------------------------------------
+
+
+def test_nul_characters_are_refused_not_a_500(api: Api) -> None:
+    # PostgreSQL cannot store NUL in text: it must be refused before any query sees it.
+    problem = assert_problem(api.post("/v1/inventory", product(sku="a\x00b")), 422)
+    assert problem["errors"][0] == {
+        "path": "sku",
+        "message": "must not be blank or contain NUL characters",
+    }
+    assert_problem(api.post("/v1/shows", show(notes="x\x00y")), 422)
+    op = {"op_id": str(uuid.uuid4()), "entity": "product", "id": str(uuid.uuid4()),
+          "action": "create", "data": product(sku="\x00")}  # fmt: skip
+    pushed = api.post("/v1/sync/push", {"client_id": str(uuid.uuid4()), "ops": [op]})
+    assert pushed.status_code == 200
+    assert pushed.json()["results"][0]["error"]["code"] == "validation_failed"
