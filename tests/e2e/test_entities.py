@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from test_auth import assert_problem, bearer, register
+from api import assert_problem, product, show, sign_up, workout
 
 from event_store import EventStore
 
@@ -24,9 +24,9 @@ class Api:
 
     def __init__(self, client: httpx.Client) -> None:
         self.client = client
-        signed = register(client)
-        self.user_id = signed["user"]["id"]
-        self.headers = bearer(signed["access_token"])
+        device = sign_up(client)
+        self.user_id = device.user_id
+        self.headers = device.headers
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.get(
@@ -62,24 +62,6 @@ class Api:
                 assert page["next_cursor"] is None
                 return items
             query["cursor"] = page["next_cursor"]
-
-
-def show(**fields: Any) -> dict[str, Any]:
-    return {"date": "2026-12-01", "city": "Madrid", "country": "ES", "fee": "12000.00", **fields}
-
-
-def workout(**fields: Any) -> dict[str, Any]:
-    sets = [{"reps": 5, "weight": "100", "unit": "kg"}]
-    return {
-        "date": "2026-11-20",
-        "name": "Legs",
-        "exercises": [{"name": "Squat", "sets": sets}],
-        **fields,
-    }
-
-
-def product(**fields: Any) -> dict[str, Any]:
-    return {"sku": f"SKU-{uuid.uuid4().hex[:8]}", "name": "T-shirt", "quantity": 10, **fields}
 
 
 def events_of(server: Any, owner: str) -> list[tuple[Any, ...]]:

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from api import sign_up
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from starlette.routing import Route
-from test_auth import register
 
 from sync_server.app import build_operations, build_routes, openapi_document
 
@@ -84,7 +84,7 @@ def test_the_docs_page_renders_the_document_without_other_hosts(http: httpx.Clie
 
 @pytest.fixture(scope="module")
 def token(http: httpx.Client) -> str:
-    return str(register(http)["access_token"])
+    return sign_up(http).token
 
 
 # The document the server serves, built in-process (a test checks the server serves this one).

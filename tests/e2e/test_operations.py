@@ -16,9 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from api import show, sign_up
 from conftest import POSTGRES_URL, Database, ServerFactory, drop_database, free_port, fresh_database
-from test_auth import bearer, register
-from test_entities import show
 
 
 def log_lines(server: Any) -> list[dict[str, Any]]:
@@ -60,7 +59,7 @@ def client(server: Any) -> Iterator[httpx.Client]:
 
 
 def test_every_response_carries_a_request_id_echoed_when_sent(client: httpx.Client) -> None:
-    headers = bearer(register(client)["access_token"])
+    headers = sign_up(client).headers
     answers = [
         client.get("/health"),
         client.get("/nowhere"),
@@ -80,9 +79,9 @@ def test_every_response_carries_a_request_id_echoed_when_sent(client: httpx.Clie
 def test_one_structured_log_line_per_request_and_warnings_for_refusals(
     client: httpx.Client, server: Any
 ) -> None:
-    signed = register(client)
-    headers = bearer(signed["access_token"])
-    user = signed["user"]["id"]
+    device = sign_up(client)
+    headers = device.headers
+    user = device.user_id
     created = client.post("/v1/shows", json=show(), headers={**headers, "X-Request-ID": "log-1"})
     path = f"/v1/shows/{created.json()['id']}"
     client.patch(path, json={"city": "Oslo"}, headers={**headers, "X-Request-ID": "log-2"})
@@ -102,7 +101,7 @@ def test_one_structured_log_line_per_request_and_warnings_for_refusals(
     refused = [line for line in log_lines(server) if line["msg"] == "api op refused"
                and line.get("request_id") == "log-3"]  # fmt: skip
     assert refused and refused[0]["level"] == "warning" and refused[0]["code"] == "version_conflict"
-    assert signed["access_token"] not in server.logs()
+    assert device.token not in server.logs()
 
 
 # -- CORS ----------------------------------------------------------------------------------------
@@ -139,7 +138,7 @@ def test_cors_preflight_and_exposed_headers(server_factory: ServerFactory) -> No
         )
         assert foreign.status_code == 400
         assert "access-control-allow-origin" not in foreign.headers
-        headers = bearer(register(client)["access_token"])
+        headers = sign_up(client).headers
         answer = client.post(
             "/v1/shows", json=show(), headers={**headers, "Origin": "https://admin.example.com"}
         )
@@ -156,7 +155,7 @@ def test_cors_preflight_and_exposed_headers(server_factory: ServerFactory) -> No
 
 def test_metrics_move_with_requests_ops_events_and_pulls(client: httpx.Client) -> None:
     before = client.get("/metrics").text
-    headers = bearer(register(client)["access_token"])
+    headers = sign_up(client).headers
     for _ in range(3):
         assert client.post("/v1/shows", json=show(), headers=headers).status_code == 201
     client.post("/v1/shows", json=show(fee="-1"), headers=headers)
@@ -197,7 +196,7 @@ def test_metrics_move_with_requests_ops_events_and_pulls(client: httpx.Client) -
 def test_metrics_add_up_every_worker_process(server_factory: ServerFactory) -> None:
     running = server_factory(workers=2)
     with running.client() as client:
-        headers = bearer(register(client)["access_token"])
+        headers = sign_up(client).headers
         for _ in range(40):
             # A new connection each time, so that requests spread over both workers.
             with running.client() as fresh:
@@ -295,7 +294,7 @@ def test_ready_turns_503_while_the_database_is_down_and_200_when_it_returns(
             assert client.get("/health").status_code == 200  # the process itself is fine
             proxy.start()
             wait_for(lambda: client.get("/ready").status_code == 200)
-            headers = bearer(register(client)["access_token"])
+            headers = sign_up(client).headers
             assert client.post("/v1/shows", json=show(), headers=headers).status_code == 201
     finally:
         proxy.stop()
