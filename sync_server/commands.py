@@ -29,7 +29,7 @@ from event_store import EventStore
 from projections import tables
 from projections.rows import ReadRow
 from schemas.ops import Op, PushRequest
-from schemas.results import INSUFFICIENT_STOCK, NOT_FOUND, OpResult
+from schemas.results import INSUFFICIENT_STOCK, NOT_FOUND, Conflict, OpResult
 
 from . import metrics
 from .problems import FieldProblem, Problem
@@ -113,7 +113,8 @@ def _refusal(result: OpResult, what: str, current: ReadRow | None) -> Problem:
         # If-Match named a version the entity never had: the same remedy as a conflict.
         return _conflict("version_conflict", f"{what} never had that version", current, [], None)
     errors = [FieldProblem(_rest_path(field.path), field.message) for field in error.errors or []]
-    return Problem(422, error.code, error.message, errors=errors or None)
+    detail = "the body has invalid fields" if errors else error.message
+    return Problem(422, error.code, detail, errors=errors or None)
 
 
 def _conflict(
@@ -121,7 +122,7 @@ def _conflict(
     detail: str,
     current: ReadRow | None,
     fields: list[str],
-    conflict: Any,
+    conflict: Conflict | None,
 ) -> Problem:
     extra: dict[str, Any] = {"fields": fields}
     headers: dict[str, str] = {}

@@ -32,6 +32,19 @@ from .api_spec import JSON, PROBLEM, Body, Operation, Reply
 from .problems import ProblemBody
 
 REF: Final = "#/components/schemas/{name}"
+
+
+class ConflictProblem(ProblemBody, omit_defaults=True):
+    """A 409 of the entity API: the problem, and the entity as it is now where there is one."""
+
+    current: dict[str, Any] | None = None
+    """The entity as GET shows it now."""
+    version: int | None = None
+    """Its current version: resend with If-Match set to it."""
+    fields: list[str] | None = None
+    """The fields another write changed since the version given."""
+
+
 _STANDARD_PROBLEMS: Final = {
     400: "Malformed request: bad JSON, or a bad query parameter or header",
     401: "No, invalid or expired access token",
@@ -124,9 +137,8 @@ def documentable(cls: Any) -> Any:
 def build(operations: Sequence[Operation], title: str, version: str) -> dict[str, Any]:
     """The whole document."""
     bodies = list(_bodies(operations))
-    types = list(
-        dict.fromkeys([documentable(ProblemBody), *(documentable(b.type) for b in bodies)])
-    )
+    problems = [documentable(ProblemBody), ConflictProblem]
+    types = list(dict.fromkeys([*problems, *(documentable(b.type) for b in bodies)]))
     schemas, components = msgspec.json.schema_components(
         types, schema_hook=_schema_hook, ref_template=REF
     )
@@ -244,9 +256,10 @@ def _reply(reply: Reply, by_type: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def _problem_reply(status: int, by_type: Mapping[Any, Any]) -> dict[str, Any]:
+    shape = ConflictProblem if status == 409 else documentable(ProblemBody)
     return {
         "description": _STANDARD_PROBLEMS.get(status, "Error"),
-        "content": {PROBLEM: {"schema": by_type[documentable(ProblemBody)]}},
+        "content": {PROBLEM: {"schema": by_type[shape]}},
     }
 
 
