@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -87,11 +88,19 @@ def _metrics_directory() -> Iterator[None]:
         return
     path = tempfile.mkdtemp(prefix="sync-server-metrics-")
     os.environ[METRICS_DIR] = path
+    # uvicorn re-raises the SIGTERM it shut down on once it is done; by default that would end
+    # the process before the directory is removed.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         yield
     finally:
+        signal.signal(signal.SIGTERM, previous)
         del os.environ[METRICS_DIR]
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
