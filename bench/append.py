@@ -1,11 +1,17 @@
 """Append throughput of the event store against the raw limit of the same database.
 
 For each backend and batch size (1, 50, 500 events per transaction) it measures
-``EventStore.append`` (owner lock, version check, positions, idempotency key) and, in the same
-run on the same machine, plain INSERTs of the same rows in the same batches (and COPY on
-PostgreSQL) into an identical table. It prints events/s and the ratio to the raw rate.
+``EventStore.append`` (owner lock, idempotency lookup, version check, positions, the event rows
+and the idempotency key) and, in the same run on the same database, the raw limit: the very same
+event rows inserted with plain INSERTs (and with COPY on PostgreSQL) into an identical table
+(same columns, defaults and indexes), one transaction per batch, like the store. Every
+measurement starts from empty tables; the rounds interleave store and raw runs, so that a noisy
+neighbour slows all of them alike, and the median of the rounds is printed with its ratio to the
+raw rates.
 
-    .venv/bin/python bench/append.py [--backends sqlite,postgres] [--events 20000]
+    .venv/bin/python bench/append.py [--backends sqlite,postgres] [--events 20000] [--rounds 3]
+
+``bench/sync.py`` imports ``measure`` from here for its yardstick.
 """
 
 from __future__ import annotations
@@ -13,186 +19,285 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sqlite3
+import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import msgspec
 import psycopg
 
-from event_store import EventStore, NewEvent, StreamId, migrate, open_store
+from event_store import EventMetadata, EventStore, NewEvent, StreamId, migrate, open_store
 from event_store.migrator import EVENT_LOG
 
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BATCHES = (1, 50, 500)
 OWNERS = [uuid.uuid4() for _ in range(100)]
 DATA = {"date": "2026-12-01", "city": "Madrid", "country": "ES", "fee": "12000.00"}
-META = {"actor": "bench", "client_id": "c", "op_id": "x", "source": "bench"}
+META = EventMetadata(actor="bench", client_id="c", op_id="x", source="bench")
+
+# The columns the store's own INSERT names on PostgreSQL; position and tx come from the column
+# defaults there, as they do for the store.
+PG_COLUMNS = "owner, stream_type, stream_id, version, type, schema_version, data, metadata, "
+PG_COLUMNS += "recorded_at"
+# SQLite has no defaults for them: the store computes position and tx, and so does the raw run.
+SQLITE_COLUMNS = "position, tx, " + PG_COLUMNS
 
 
-def events_for(batch: int) -> list[NewEvent]:
-    return [NewEvent(StreamId("show", uuid.uuid4()), "show.created", DATA) for _ in range(batch)]
+@dataclass(frozen=True)
+class Transaction:
+    """One batch as the store gets it and as the raw runs insert it: the same rows."""
+
+    owner: uuid.UUID
+    events: list[NewEvent]
+    key: str
+
+    def rows(self, now: datetime) -> list[tuple[Any, ...]]:
+        encode = msgspec.json.encode
+        return [
+            (self.owner, e.stream.type, e.stream.id, 1, e.type, e.schema_version,
+             encode(e.data).decode(), encode(e.metadata).decode(), now)
+            for e in self.events
+        ]  # fmt: skip
 
 
-def raw_rows(batch: int, start: int, tx: int) -> list[tuple[object, ...]]:
-    now = datetime.now(UTC)
-    data, meta = msgspec.json.encode(DATA).decode(), msgspec.json.encode(META).decode()
+def workload(batch: int, total: int) -> list[Transaction]:
+    """``total // batch`` transactions of ``batch`` creates each, owners taking turns."""
     return [
-        (
-            start + i,
-            tx,
-            OWNERS[i % 100],
-            "show",
-            uuid.uuid4(),
-            1,
-            "show.created",
-            1,
-            data,
-            meta,
-            now,
+        Transaction(
+            OWNERS[i % len(OWNERS)],
+            [
+                NewEvent(StreamId("show", uuid.uuid4()), "show.created", DATA, metadata=META)
+                for _ in range(batch)
+            ],
+            f"bench-{uuid.uuid4()}",
         )
-        for i in range(batch)
+        for i in range(max(1, total // batch))
     ]
 
 
-def rate(total_events: int, run: Callable[[], None]) -> float:
+def timed(events: int, run: Callable[[], None]) -> float:
+    """Events per second of ``run``."""
     started = time.perf_counter()
     run()
-    return total_events / (time.perf_counter() - started)
+    return events / (time.perf_counter() - started)
 
 
-def bench_store(store: EventStore, batch: int, total: int) -> float:
-    transactions = max(1, total // batch)
-    prepared = [events_for(batch) for _ in range(transactions)]
+# -- the store ---------------------------------------------------------------------------------
 
+
+def store_rate(store: EventStore, work: Sequence[Transaction]) -> float:
     def run() -> None:
-        for i, events in enumerate(prepared):
-            store.append(OWNERS[i % 100], events, idempotency_key=f"bench-{uuid.uuid4()}")
+        for t in work:
+            # A create expects its stream not to exist yet: the store checks every version.
+            expected = {e.stream: 0 for e in t.events}
+            store.append(t.owner, t.events, expected=expected, idempotency_key=t.key)
 
-    return rate(transactions * batch, run)
-
-
-COLUMNS = (
-    "position, tx, owner, stream_type, stream_id, version, type, schema_version, data, "
-    "metadata, recorded_at"
-)
+    return timed(sum(len(t.events) for t in work), run)
 
 
-def bench_raw_postgres(url: str, schema: str, batch: int, total: int, copy: bool) -> float:
-    transactions = max(1, total // batch)
-    with psycopg.connect(url) as conn:
-        conn.execute(f"SET search_path = {schema}")
-        conn.execute("DROP TABLE IF EXISTS events_raw")
-        conn.execute("CREATE TABLE events_raw (LIKE events INCLUDING ALL)")
-        conn.commit()
-        prepared = [raw_rows(batch, i * batch + 1, i) for i in range(transactions)]
+def empty_store(store: EventStore) -> None:
+    with store.sql() as sql:
+        if store.backend == "postgres":
+            sql.execute("TRUNCATE events, idempotency_keys")
+        else:
+            sql.execute("DELETE FROM events")
+            sql.execute("DELETE FROM idempotency_keys")
+
+
+# -- the raw limit -----------------------------------------------------------------------------
+
+
+class RawPostgres:
+    """Plain INSERTs or COPY of the store's rows into ``events_raw``, a copy of ``events``."""
+
+    def __init__(self, url: str) -> None:
+        self.conn = psycopg.connect(url)
+        self.conn.execute("DROP TABLE IF EXISTS events_raw")
+        self.conn.execute("CREATE TABLE events_raw (LIKE events INCLUDING ALL)")
+        self.conn.commit()
+
+    def rate(self, work: Sequence[Transaction], copy: bool) -> float:
+        self.conn.execute("TRUNCATE events_raw")
+        self.conn.commit()
+        prepared = [t.rows(datetime.now(UTC)) for t in work]
+        insert = f"INSERT INTO events_raw ({PG_COLUMNS}) VALUES ({','.join(['%s'] * 9)})"
 
         def run() -> None:
             for rows in prepared:
-                with conn.transaction():
+                with self.conn.transaction(), self.conn.cursor() as cur:
                     if copy:
-                        with conn.cursor().copy(f"COPY events_raw ({COLUMNS}) FROM STDIN") as cp:
+                        with cur.copy(f"COPY events_raw ({PG_COLUMNS}) FROM STDIN") as cp:
                             for row in rows:
                                 cp.write_row(row)
                     else:
-                        with conn.cursor() as cur:
-                            cur.executemany(
-                                f"INSERT INTO events_raw ({COLUMNS}) VALUES "
-                                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                                rows,
-                            )
+                        cur.executemany(insert, rows)
 
-        return rate(transactions * batch, run)
+        return timed(sum(len(r) for r in prepared), run)
+
+    def close(self) -> None:
+        self.conn.execute("DROP TABLE IF EXISTS events_raw")
+        self.conn.commit()
+        self.conn.close()
 
 
-def bench_raw_sqlite(path: str, batch: int, total: int) -> float:
-    import sqlite3
+class RawSqlite:
+    """Plain INSERTs of the store's rows into ``events_raw``, with the store's pragmas."""
 
-    transactions = max(1, total // batch)
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("DROP TABLE IF EXISTS events_raw")
-    ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
-    conn.execute(ddl.replace("CREATE TABLE events", "CREATE TABLE events_raw", 1))
-    for name, sql in conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
-        "AND sql IS NOT NULL"
-    ).fetchall():
-        conn.execute(sql.replace(name, name + "_raw").replace(" ON events ", " ON events_raw "))
-    prepared = [
-        [tuple(str(v) if isinstance(v, uuid.UUID | datetime) else v for v in row) for row in rows]
-        for rows in (raw_rows(batch, i * batch + 1, i) for i in range(transactions))
-    ]
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")  # as the store: durable commits
+        self.conn.execute("DROP TABLE IF EXISTS events_raw")
+        ddl = self.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()
+        self.conn.execute(ddl[0].replace("CREATE TABLE events", "CREATE TABLE events_raw", 1))
+        indexes = self.conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+            "AND sql IS NOT NULL"
+        ).fetchall()
+        for name, sql in indexes:
+            sql = sql.replace(name, name + "_raw").replace(" ON events ", " ON events_raw ")
+            self.conn.execute(sql)
 
-    def run() -> None:
-        for rows in prepared:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                f"INSERT INTO events_raw ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
-            )
-            conn.execute("COMMIT")
+    def rate(self, work: Sequence[Transaction]) -> float:
+        self.conn.execute("DELETE FROM events_raw")
+        now = datetime.now(UTC)
+        prepared, position = [], 1
+        for t in work:
+            # Positions and tx as the store computes them: consecutive, tx = first position.
+            rows = [(position + i, position, *row) for i, row in enumerate(t.rows(now))]
+            prepared.append(rows)
+            position += len(rows)
+        insert = f"INSERT INTO events_raw ({SQLITE_COLUMNS}) VALUES ({','.join(['?'] * 11)})"
 
+        def run() -> None:
+            for rows in prepared:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.executemany(insert, rows)
+                self.conn.execute("COMMIT")
+
+        return timed(sum(len(r) for r in prepared), run)
+
+    def close(self) -> None:
+        self.conn.execute("DROP TABLE IF EXISTS events_raw")
+        self.conn.close()
+
+
+# -- a run -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Median events/s over the rounds of one backend and batch size."""
+
+    backend: str
+    batch: int
+    events: int
+    store: float
+    insert: float
+    copy: float | None = None
+
+
+@contextmanager
+def bench_database(backend: str) -> Iterator[tuple[EventStore, str]]:
+    """A migrated store in a throwaway database (a temp file, or a PostgreSQL schema of its
+    own, dropped afterwards), and the URL of that database for the raw runs."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            store = open_store(f"sqlite:///{tmp}/bench.db")
+            try:
+                migrate(store, [EVENT_LOG])
+                yield store, f"{tmp}/bench.db"
+            finally:
+                store.close()
+        return
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{separator}options={quote(f'-csearch_path={schema}')}"
     try:
-        return rate(transactions * batch, run)
+        store = open_store(url, pool_min=1, pool_max=2)
+        try:
+            migrate(store, [EVENT_LOG])
+            yield store, url
+        finally:
+            store.close()
     finally:
-        conn.close()
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def total_for(batch: int, events: int) -> int:
-    # Batches of one are slow on a durable database: fewer of them keep the run short.
-    return events // 10 if batch == 1 else events
+def events_for(batch: int, events: int) -> int:
+    # Batches of one are bound by the commit (fsync) rate: fewer of them keep the run short.
+    return max(batch, events // 10 if batch == 1 else events)
+
+
+def measure(
+    backend: str, events: int = 20000, rounds: int = 3, batches: Sequence[int] = BATCHES
+) -> list[Measurement]:
+    """Store and raw rates of ``backend`` for each batch size (median of ``rounds``)."""
+    results = []
+    with bench_database(backend) as (store, url):
+        raw: RawPostgres | RawSqlite = RawPostgres(url) if backend == "postgres" else RawSqlite(url)
+        try:
+            store_rate(store, workload(10, 100))  # warm up connections and caches
+            empty_store(store)
+            for batch in batches:
+                total = events_for(batch, events)
+                runs: dict[str, list[float]] = {"store": [], "insert": [], "copy": []}
+                for _ in range(rounds):
+                    work = workload(batch, total)
+                    empty_store(store)
+                    runs["store"].append(store_rate(store, work))
+                    if isinstance(raw, RawPostgres):
+                        runs["insert"].append(raw.rate(work, copy=False))
+                        runs["copy"].append(raw.rate(work, copy=True))
+                    else:
+                        runs["insert"].append(raw.rate(work))
+                median = {k: statistics.median(v) if v else None for k, v in runs.items()}
+                results.append(
+                    Measurement(
+                        backend, batch, total, median["store"] or 0.0, median["insert"] or 0.0,
+                        median["copy"],
+                    )
+                )  # fmt: skip
+        finally:
+            raw.close()
+    return results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--events", type=int, default=20000, help="events per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per measurement (median)")
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f"; {args.rounds} rounds, median"
     )
-    print(f"{'backend':9} {'batch':>5} {'store ev/s':>11} {'INSERT ev/s':>12} {'ratio':>6} "
-          f"{'COPY ev/s':>10} {'ratio':>6}")  # fmt: skip
+    print(f"{'backend':9} {'batch':>5} {'events':>6} {'store ev/s':>11} {'INSERT ev/s':>12} "
+          f"{'store/INSERT':>12} {'COPY ev/s':>10} {'store/COPY':>10}")  # fmt: skip
     for backend in args.backends.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            schema = None
-            if backend == "postgres":
-                schema = f"bench_{uuid.uuid4().hex[:8]}"
-                with psycopg.connect(PG_URL, autocommit=True) as conn:
-                    conn.execute(f"CREATE SCHEMA {schema}")
-                url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-                store = open_store(url, pool_min=1, pool_max=2)
-            else:
-                store = open_store(f"sqlite:///{tmp}/bench.db")
-            try:
-                migrate(store, [EVENT_LOG])
-                for batch in BATCHES:
-                    total = total_for(batch, args.events)
-                    store_rate = bench_store(store, batch, total)
-                    copy_rate = None
-                    if backend == "postgres":
-                        insert_rate = bench_raw_postgres(PG_URL, schema, batch, total, copy=False)  # type: ignore[arg-type]
-                        copy_rate = bench_raw_postgres(PG_URL, schema, batch, total, copy=True)  # type: ignore[arg-type]
-                    else:
-                        insert_rate = bench_raw_sqlite(f"{tmp}/bench.db", batch, total)
-                    line = (
-                        f"{backend:9} {batch:5d} {store_rate:11,.0f} {insert_rate:12,.0f} "
-                        f"{store_rate / insert_rate:6.2f}"
-                    )
-                    if copy_rate:
-                        line += f" {copy_rate:10,.0f} {store_rate / copy_rate:6.2f}"
-                    print(line, flush=True)
-            finally:
-                store.close()
-                if schema:
-                    with psycopg.connect(PG_URL, autocommit=True) as conn:
-                        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        for m in measure(backend, args.events, args.rounds):
+            line = (
+                f"{m.backend:9} {m.batch:5d} {m.events:6d} {m.store:11,.0f} {m.insert:12,.0f} "
+                f"{m.store / m.insert:12.2f}"
+            )
+            if m.copy:
+                line += f" {m.copy:10,.0f} {m.store / m.copy:10.2f}"
+            print(line, flush=True)
     return 0
 
 
