@@ -221,18 +221,24 @@ def bench_database(backend: str) -> Iterator[tuple[EventStore, str]]:
             finally:
                 store.close()
         return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-    try:
+    with postgres_schema() as url:
         store = open_store(url, pool_min=1, pool_max=2)
         try:
             migrate(store, [EVENT_LOG])
             yield store, url
         finally:
             store.close()
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL schema of its own, dropped with all it holds after."""
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{separator}options={quote(f'-csearch_path={schema}')}"
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
