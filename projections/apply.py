@@ -111,6 +111,33 @@ Loader = Callable[[set[RowKey]], Mapping[RowKey, ReadRow]]
 """Fetch rows by key; keys of rows that do not exist are simply absent from the answer."""
 
 
+class RowCache:
+    """A ``Loader`` that asks the database for each key at most once, found or not.
+
+    Meant for one transaction in which the read tables are written only at its end (a push:
+    ``project`` saves last). Until then what was read, or found not to exist, stays true, and
+    the caller's working rows hold every change made since: so a batch of 500 creates asks for
+    its 500 new keys once, not once per op and again when projecting.
+    """
+
+    def __init__(self, load: Loader) -> None:
+        self._load = load
+        self._known: dict[RowKey, ReadRow | None] = {}
+
+    def __call__(self, keys: set[RowKey]) -> dict[RowKey, ReadRow]:
+        unknown = {key for key in keys if key not in self._known}
+        if unknown:
+            found = self._load(unknown)
+            for key in unknown:
+                self._known[key] = found.get(key)
+        return {key: row for key in keys if (row := self._known[key]) is not None}
+
+    def add(self, rows: Mapping[RowKey, ReadRow]) -> None:
+        """Rows read by another query (products by sku), as the database holds them."""
+        for key, row in rows.items():
+            self._known.setdefault(key, row)
+
+
 def load_missing(event: RecordedEvent, rows: MutableMapping[RowKey, ReadRow], load: Loader) -> None:
     """Make ``rows`` hold every existing row ``event`` needs, loading only what it lacks.
 

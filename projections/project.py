@@ -15,7 +15,7 @@ from uuid import UUID
 from event_store import RecordedEvent, Sql
 
 from . import tables
-from .apply import apply_event, load_missing
+from .apply import Loader, apply_event, load_missing
 from .rows import ReadRow, RowKey
 
 READ_TABLES: Final = "read_tables"
@@ -31,16 +31,19 @@ def project(
     owner: UUID,
     events: Iterable[RecordedEvent],
     rows: MutableMapping[RowKey, ReadRow] | None = None,
+    load: Loader | None = None,
 ) -> dict[RowKey, ReadRow]:
     """Apply ``events`` (all of ``owner``, in log order) and save the rows they changed.
 
     ``rows`` may hold rows already loaded in this transaction (as they are in the database);
-    they are used instead of reading them again. Returns the changed rows as saved.
+    they are used instead of reading them again, and so are those ``load`` (by default a plain
+    read of the read tables) already knows. Returns the changed rows as saved.
     """
     held: MutableMapping[RowKey, ReadRow] = {} if rows is None else rows
+    if load is None:
 
-    def load(keys: set[RowKey]) -> Mapping[RowKey, ReadRow]:
-        return tables.load_rows(sql, owner, keys)
+        def load(keys: set[RowKey]) -> Mapping[RowKey, ReadRow]:
+            return tables.load_rows(sql, owner, keys)
 
     changed: dict[RowKey, None] = {}
     for event in events:

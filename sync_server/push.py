@@ -28,7 +28,7 @@ import msgspec
 from event_store import AppendRequest, EventMetadata, EventStore, RecordedEvent, StreamId
 from event_store.store import Transaction
 from projections import tables
-from projections.apply import apply_event, load_missing
+from projections.apply import Loader, RowCache, apply_event, load_missing
 from projections.project import epoch, project
 from projections.rows import TABLES, ReadRow, RowKey
 from projections.shows import live_cost_ids
@@ -106,7 +106,8 @@ def _push(
     ops: list[Op | OpError] = [upcast_op(op, request.schema_version) for op in request.ops]
     recalled = tx.recall(op_key(op.op_id) for op in request.ops)
     deciding = [op for op in ops if isinstance(op, Op) and op_key(op.op_id) not in recalled]
-    loaded = _load(tx, deciding)
+    cache = RowCache(lambda keys: tables.load_rows(tx.sql, origin.owner, keys))
+    loaded = _load(tx, deciding, cache)
     working: dict[RowKey, ReadRow] = dict(loaded)
 
     results: list[OpResult] = []
@@ -126,7 +127,7 @@ def _push(
         else:
             if at_current_version:
                 op = _at_current_version(op, working)
-            result, append = _decide(tx, op, working, origin)
+            result, append = _decide(tx, op, working, origin, cache)
             if append is None:
                 # Refused, or an update that changed nothing: no event carries the key.
                 remembered[key] = _encode(result)
@@ -141,13 +142,17 @@ def _push(
     if requests:
         tx.append_batch(requests)
     tx.remember(remembered)
-    project(tx.sql, origin.owner, tx.recorded, dict(loaded))
+    project(tx.sql, origin.owner, tx.recorded, dict(loaded), cache)
     head = tx.recorded[0].position - 1 if tx.recorded else tables.head(tx.sql, origin.owner)
     return Pushed(results, cursors.Cursor(head, epoch(tx.sql)), list(tx.recorded))
 
 
 def _decide(
-    tx: Transaction, op: Op, working: MutableMapping[RowKey, ReadRow], origin: Origin
+    tx: Transaction,
+    op: Op,
+    working: MutableMapping[RowKey, ReadRow],
+    origin: Origin,
+    load: Loader,
 ) -> tuple[OpResult, AppendRequest | None]:
     """Decide one op against the rows in memory; apply what it accepts to them."""
     state = references.state_from_rows(op, working)
@@ -171,7 +176,7 @@ def _decide(
         source=origin.source,
     )
     expected = _expected(decision.events, working)
-    _apply_provisionally(tx, decision.events, working, origin.owner, tx.now)
+    _apply_provisionally(decision.events, working, origin.owner, tx.now, load)
     new_events = [event.new_event(metadata) for event in decision.events]
     return result, AppendRequest(new_events, expected, op_key(op.op_id), _encode(result))
 
@@ -198,11 +203,11 @@ def _expected(
 
 
 def _apply_provisionally(
-    tx: Transaction,
     events: Sequence[PendingEvent],
     rows: MutableMapping[RowKey, ReadRow],
     owner: UUID,
     now: datetime,
+    load: Loader,
 ) -> None:
     """Apply accepted events to the rows in memory, for the ops after them in the batch.
 
@@ -224,11 +229,11 @@ def _apply_provisionally(
             metadata=EventMetadata(),
             recorded_at=now,
         )
-        load_missing(recorded, rows, lambda keys: tables.load_rows(tx.sql, owner, keys))
+        load_missing(recorded, rows, load)
         apply_event(rows, recorded)
 
 
-def _load(tx: Transaction, ops: Sequence[Op]) -> dict[RowKey, ReadRow]:
+def _load(tx: Transaction, ops: Sequence[Op], cache: RowCache) -> dict[RowKey, ReadRow]:
     """Every row deciding and projecting ``ops`` will read, in one query per table and round.
 
     Round one: each op's own row, the shows cost ops name, products by the skus ops name.
@@ -241,9 +246,11 @@ def _load(tx: Transaction, ops: Sequence[Op]) -> dict[RowKey, ReadRow]:
         needs = references.references_needed(op)
         keys |= needs.rows
         skus |= needs.skus
-    rows = tables.load_rows(tx.sql, tx.owner, keys)
+    rows = cache(keys)
     if skus:
-        for key, row in tables.load_live_by_sku(tx.sql, tx.owner, skus).items():
+        by_sku = tables.load_live_by_sku(tx.sql, tx.owner, skus)
+        cache.add(by_sku)
+        for key, row in by_sku.items():
             rows.setdefault(key, row)
     more: set[RowKey] = set()
     for (table, _), row in rows.items():
@@ -256,7 +263,7 @@ def _load(tx: Transaction, ops: Sequence[Op]) -> dict[RowKey, ReadRow]:
             more |= {(TABLES["cost"], cost_id) for cost_id in live_cost_ids(show)}
     more -= rows.keys()
     if more:
-        rows.update(tables.load_rows(tx.sql, tx.owner, more))
+        rows.update(cache(more))
     return rows
 
 

@@ -11,7 +11,13 @@ import pytest
 from domain_harness import T0, recorded
 
 from event_store.events import StreamId
-from projections.apply import ProjectionError, apply_event, keys_needed, load_missing
+from projections.apply import (
+    ProjectionError,
+    RowCache,
+    apply_event,
+    keys_needed,
+    load_missing,
+)
 from projections.rows import ReadRow, RowKey
 from schemas.validate import validate_fields
 
@@ -357,6 +363,26 @@ def test_load_missing_does_not_loop_on_rows_that_do_not_exist() -> None:
     calls = []
     load_missing(event, {}, lambda keys: calls.append(keys) or {})
     assert len(calls) == 1
+
+
+def test_a_row_cache_asks_for_each_key_once_whether_it_exists_or_not() -> None:
+    log = Log()
+    show = log.create("show", SHOW)
+    present, absent, other = ("shows", show), ("shows", uuid4()), ("costs", uuid4())
+    asked: list[set[RowKey]] = []
+
+    def load(keys: set[RowKey]) -> dict[RowKey, ReadRow]:
+        asked.append(set(keys))
+        return {key: log.rows[key] for key in keys if key in log.rows}
+
+    cache = RowCache(load)
+    assert cache({present, absent}) == {present: log.rows[present]}
+    assert cache({present, absent, other}) == {present: log.rows[present]}
+    assert asked == [{present, absent}, {other}]
+    sold = ("inventory", uuid4())
+    cache.add({sold: log.rows[present]})  # a row read by another query
+    assert cache({sold}) == {sold: log.rows[present]}
+    assert len(asked) == 2
 
 
 def test_events_outside_the_read_model_and_broken_logs() -> None:
