@@ -11,8 +11,10 @@ absent optional fields as ``null``, so that a read row always has the same keys.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -49,7 +51,7 @@ def _validate(
     partial: bool,
     refused: Mapping[str, str],
 ) -> Clean | list[FieldError]:
-    fields = {info.name: info for info in msgspec.structs.fields(cls)}
+    fields = _fields_of(cls)
     errors: list[FieldError] = []
     values: dict[str, Any] = {}
     for key, raw in data.items():
@@ -80,6 +82,13 @@ def _validate(
     built = msgspec.to_builtins(cls(**values), enc_hook=enc_hook)
     assert isinstance(built, dict)
     return built
+
+
+@functools.cache
+def _fields_of(cls: type[msgspec.Struct]) -> Mapping[str, msgspec.structs.FieldInfo]:
+    # msgspec.structs.fields resolves the class's annotations (forward references compiled and
+    # evaluated) on every call: once per op it was the largest cost of a push.
+    return MappingProxyType({info.name: info for info in msgspec.structs.fields(cls)})
 
 
 _AT = " - at `$"
