@@ -151,12 +151,18 @@ class PostgresTransaction(Transaction):
         return positions, rows[0][1]
 
     def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None:
-        # One statement, not executemany: a push remembers one key per op, often hundreds.
-        for chunk in _chunks(rows, 1000):
-            values = ",".join(["(?, ?, ?, ?)"] * len(chunk))
-            self.sql.execute(
-                f"INSERT INTO idempotency_keys (owner, key, outcome, recorded_at) VALUES {values}",
-                [value for row in chunk for value in row],
+        # One statement, not executemany: a push remembers one key per op, often hundreds. Its
+        # text never changes (keys and outcomes go as two binary arrays): psycopg splits a
+        # statement at its placeholders in Python, and a VALUES list of thousands of them cost
+        # more to convert than the insert itself. A transaction's rows share owner and time.
+        by_moment: dict[tuple[UUID, datetime], list[tuple[str, bytes]]] = {}
+        for owner, key, outcome, moment in rows:
+            by_moment.setdefault((owner, moment), []).append((key, outcome))
+        for (owner, moment), pairs in by_moment.items():
+            self.sql.connection.cursor(binary=True).execute(
+                "INSERT INTO idempotency_keys (owner, key, outcome, recorded_at) "
+                "SELECT %s, k, o, %s FROM unnest(%s::text[], %s::bytea[]) AS t(k, o)",
+                [owner, moment, [k for k, _ in pairs], [o for _, o in pairs]],
             )
 
     def _read_stream_rows(
@@ -174,11 +180,6 @@ class PostgresTransaction(Transaction):
             query += " AND recorded_at <= ?"
             params.append(as_of)
         return self.sql.fetchall(query + " ORDER BY version", params)
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _configure(connection: psycopg.Connection[Any]) -> None:
