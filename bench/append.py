@@ -283,6 +283,11 @@ def measure(
     return results
 
 
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages: other work on the machine skews every figure."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="sqlite,postgres")
@@ -291,7 +296,7 @@ def main() -> int:
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-        f"; {args.rounds} rounds, median"
+        f"; {args.rounds} rounds, median; load average {load_average()}"
     )
     print(f"{'backend':9} {'batch':>5} {'events':>6} {'store ev/s':>11} {'INSERT ev/s':>12} "
           f"{'store/INSERT':>12} {'COPY ev/s':>10} {'store/COPY':>10}")  # fmt: skip
@@ -304,6 +309,7 @@ def main() -> int:
             if m.copy:
                 line += f" {m.copy:10,.0f} {m.store / m.copy:10.2f}"
             print(line, flush=True)
+    print(f"load average at the end: {load_average()}")
     return 0
 
 

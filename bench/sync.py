@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import httpx
 import msgspec
 
-from bench.append import Measurement, measure, postgres_schema
+from bench.append import Measurement, load_average, measure, postgres_schema
 from event_store import open_store
 
 BATCHES = (1, 50, 500)
@@ -450,10 +450,12 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=20000, help="events per yardstick figure")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}; client and server on loopback")  # fmt: skip
+          f"Python {platform.python_version()}; client and server on loopback; "
+          f"load average {load_average()}")  # fmt: skip
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
         run_backend(backend, args)
+    print(f"load average at the end: {load_average()}")
     return 0
 
 
