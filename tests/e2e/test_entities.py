@@ -449,15 +449,19 @@ def test_pagination_neither_repeats_nor_skips_under_concurrent_writes(
     deleted: set[str] = set()
     errors: list[str] = []
     writes = threading.Semaphore(0)
+    # Writers start once the first page is out: a show created before it is rightly listed.
+    first_page = threading.Event()
 
     def some_writes_happened() -> None:
         # Between pages, wait for a few writes, so that they interleave with the walk.
+        first_page.set()
         for _ in range(3):
             writes.acquire(timeout=5)
 
     def churn(seed: int) -> None:
         # Moves shows across any cursor (date changes), edits them, creates and deletes some.
         with server.client() as own:
+            first_page.wait(30)
             n = 0
             while not stop.is_set() and n < 400:
                 n += 1
