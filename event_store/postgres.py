@@ -6,9 +6,11 @@ transaction lock, and the global feed is bounded by ``pg_snapshot_xmin`` (see ``
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -18,6 +20,7 @@ import psycopg
 import psycopg_pool
 from psycopg.types.json import set_json_loads
 
+from . import changes, listener
 from .errors import StoreUnavailable
 from .events import Checkpoint, EventMetadata, NewEvent, StreamId
 from .store import EVENT_COLUMNS, EventStore, Row, Sql, Transaction
@@ -228,7 +231,12 @@ class PostgresStore(EventStore):
         with self._connection() as connection, connection.transaction():
             sql = PostgresSql(connection)
             sql.execute("SELECT pg_advisory_xact_lock(?, ?)", [LOCK_OWNER, lock_key(owner)])
-            yield PostgresTransaction(sql, owner, self.registry)
+            tx = PostgresTransaction(sql, owner, self.registry)
+            yield tx
+            notice = changes.committed(owner, tx.recorded)
+            if notice is not None:
+                # Sent only if this transaction commits, and then after it (changes.py).
+                sql.execute(f"SELECT pg_notify({changes.CHANNEL_SQL}, ?)", [changes.encode(notice)])
 
     @contextmanager
     def sql(self) -> Iterator[Sql]:  # type: ignore[override]
@@ -248,6 +256,16 @@ class PostgresStore(EventStore):
             "ORDER BY tx, position LIMIT ?",
             [after.tx, after.position, limit],
         )
+
+    @asynccontextmanager
+    async def watch(self, deliver: changes.Deliver) -> AsyncIterator[None]:
+        task = asyncio.create_task(listener.listen(self.url, deliver), name="change listener")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def pool_stats(self) -> dict[str, int]:
         return dict(self.pool.get_stats())

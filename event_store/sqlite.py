@@ -8,17 +8,20 @@ owner lock of ``store.Transaction`` is implied: every write transaction holds th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
+from . import changes
 from .errors import StoreUnavailable
 from .events import Checkpoint, NewEvent, StreamId
 from .store import EVENT_COLUMNS, EventStore, Row, Sql, Transaction
@@ -170,6 +173,8 @@ class SqliteStore(EventStore):
         self._reader_count = 0
         self._reader_max = readers
         self._reader_lock = threading.Lock()
+        # One process owns the file: change notices are callbacks (changes.py).
+        self._watchers: list[Callable[[changes.Committed], None]] = []
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -205,7 +210,28 @@ class SqliteStore(EventStore):
     @contextmanager
     def transaction(self, owner: UUID) -> Iterator[Transaction]:  # type: ignore[override]
         with self._write() as sql:
-            yield SqliteTransaction(sql, owner, self.registry)
+            tx = SqliteTransaction(sql, owner, self.registry)
+            yield tx
+        notice = changes.committed(owner, tx.recorded)
+        if notice is not None:
+            for watcher in list(self._watchers):
+                watcher(notice)
+
+    @asynccontextmanager
+    async def watch(self, deliver: changes.Deliver) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+
+        def relay(notice: changes.Committed) -> None:
+            # Commits happen in worker threads; the notice is handled in the watching loop.
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody listens
+                loop.call_soon_threadsafe(deliver, notice)
+
+        self._watchers.append(relay)
+        deliver(None)
+        try:
+            yield
+        finally:
+            self._watchers.remove(relay)
 
     @contextmanager
     def sql(self) -> Iterator[Sql]:  # type: ignore[override]

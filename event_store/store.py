@@ -34,13 +34,14 @@ from __future__ import annotations
 import abc
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
 
+from .changes import Deliver
 from .errors import ConcurrencyError, InvalidAppend
 from .events import (
     START,
@@ -360,6 +361,12 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def snapshot(self) -> AbstractContextManager[Sql]:
         """A read-only transaction in which every read sees the same committed state."""
+
+    @abc.abstractmethod
+    def watch(self, deliver: Deliver) -> AbstractAsyncContextManager[None]:
+        """While open, ``deliver`` (in the running event loop) a notice after each commit that
+        wrote events, by any writer of this database (``changes.py``); ``None`` first, once
+        notices are being heard, and again whenever some may have been missed."""
 
     @abc.abstractmethod
     def _read_all_rows(self, sql: Sql, after: Checkpoint, limit: int) -> list[Row]: ...
