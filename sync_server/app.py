@@ -24,11 +24,12 @@ from event_store import StoreUnavailable, migrate
 from . import cursors, metrics
 from .api_spec import Operation
 from .auth import Auth, AuthMiddleware, load_signing_key
+from .live import Live
 from .middleware import RequestContext
 from .openapi import build as build_openapi
 from .problems import Problem, handle_problem, problem_response, request_id_of
 from .routes import auth as auth_routes
-from .routes import docs, entities, health, stats, sync
+from .routes import docs, entities, health, live, stats, sync
 from .routes import metrics as metrics_routes
 from .services import MIGRATIONS, Services, connect
 from .settings import Settings
@@ -65,7 +66,7 @@ def _route_table(routes: list[BaseRoute], prefix: str = "") -> dict[Any, str]:
 
 
 # Every route module: its ``routes`` and the ``operations`` that describe them for OpenAPI.
-ROUTE_MODULES = (health, metrics_routes, docs, auth_routes, sync, entities, stats)
+ROUTE_MODULES = (health, metrics_routes, docs, auth_routes, sync, live, entities, stats)
 
 
 def build_routes() -> list[BaseRoute]:
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.settings = settings
     app.state.openapi = openapi_document()
-    app.state.startup_hooks = []
-    app.state.shutdown_hooks = []
+    live_updates = Live(settings)
+    app.state.startup_hooks = [live_updates.start]
+    app.state.shutdown_hooks = [live_updates.stop]
     return app

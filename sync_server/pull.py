@@ -89,6 +89,12 @@ def pull(
     return WirePage(changes, cursor, has_more=len(records) > limit)
 
 
+def head_cursor(store: EventStore, owner: UUID) -> cursors.Cursor:
+    """A cursor after every change ``owner`` has now (under the current epoch)."""
+    with store.snapshot() as sql:
+        return cursors.Cursor(tables.head(sql, owner), epoch(sql))
+
+
 def _start(sql: Sql, owner: UUID, since: Since) -> tables.SyncKey:
     if since.cursor is not None:
         return since.cursor.after

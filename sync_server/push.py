@@ -39,6 +39,7 @@ from schemas.results import OpError, OpResult
 from . import cursors
 from .decide import Accepted, Conflicted, PendingEvent, decide
 from .decide import refs as references
+from .pull import head_cursor
 
 BATCH_ABORTED: Final = "batch_aborted"
 """Error code of an op of an atomic batch that was sound but not kept because another op failed."""
@@ -94,10 +95,7 @@ def push(
         with store.transaction(origin.owner) as tx:
             return _push(tx, request, origin, at_current_version)
     except _Aborted as aborted:
-        with store.snapshot() as sql:
-            position = tables.head(sql, origin.owner)
-            current = epoch(sql)
-        return Pushed(aborted.results, cursors.Cursor(position, current), [])
+        return Pushed(aborted.results, head_cursor(store, origin.owner), [])
 
 
 def _push(

@@ -45,6 +45,16 @@ class Settings(BaseSettings):
     pull_default_limit: int = Field(default=500, ge=1)
     pull_max_limit: int = Field(default=5000, ge=1)
 
+    # Live updates: GET /v1/sync/stream and GET /v1/sync/pull?wait=.
+    live_heartbeat: float = Field(default=15.0, gt=0, description="seconds between heartbeats")
+    live_idle_timeout: float = Field(
+        default=600.0, gt=0, description="a stream with no poke for this long is closed"
+    )
+    live_max_streams_per_user: int = Field(
+        default=10, ge=1, description="live connections per user; a new one closes the oldest"
+    )
+    live_max_wait: int = Field(default=60, ge=1, le=300, description="longest long poll, seconds")
+
     # PostgreSQL connection pool, per server process.
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=20, ge=1)

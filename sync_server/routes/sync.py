@@ -1,4 +1,5 @@
-"""``POST /v1/sync/push`` and ``GET /v1/sync/pull`` (PROTOCOL.md, "Push" and "Pull").
+"""``POST /v1/sync/push`` and ``GET /v1/sync/pull`` (PROTOCOL.md, "Push" and "Pull"; ``wait=``
+makes a pull a long poll, ``live/longpoll.py``).
 
 Handlers only translate HTTP: the envelope is checked here (400/413/415/422, nothing written),
 the work is done by ``push.py`` and ``pull.py`` in a worker thread.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Awaitable
 from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
@@ -23,8 +25,10 @@ from .. import cursors, metrics
 from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
 from ..http import json_response, read_json
+from ..live import live_of
+from ..live.longpoll import long_poll
 from ..problems import Problem
-from ..pull import ENTITIES, Since, pull
+from ..pull import ENTITIES, Since, WirePage, pull
 from ..push import Origin, push
 from ..query import bad_parameter, bounded_int
 from ..services import Services
@@ -69,16 +73,20 @@ async def push_endpoint(request: Request) -> Response:
     return json_response(PushResponse(pushed.results, cursor))
 
 
+def since_cursor(request: Request, services: Services, raw: str) -> cursors.Cursor:
+    """The cursor a ``since`` parameter holds, or a 400."""
+    try:
+        return cursors.decode(services.cursor_key, principal_of(request).user.id, raw)
+    except cursors.CursorError as error:
+        raise bad_parameter("since", str(error)) from None
+
+
 def _since(request: Request, services: Services) -> Since:
     raw = request.query_params.get("since")
     if raw is None or raw == "":
         return Since()
-    owner = principal_of(request).user.id
     if raw.startswith(cursors.PREFIX + "."):
-        try:
-            return Since(cursor=cursors.decode(services.cursor_key, owner, raw))
-        except cursors.CursorError as error:
-            raise bad_parameter("since", str(error)) from None
+        return Since(cursor=since_cursor(request, services, raw))
     try:
         moment = datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
@@ -95,6 +103,10 @@ def _since(request: Request, services: Services) -> Since:
 def _limit(request: Request, services: Services) -> int:
     settings = services.settings
     return bounded_int(request, "limit", settings.pull_default_limit, 1, settings.pull_max_limit)
+
+
+def _wait(request: Request, services: Services) -> int:
+    return bounded_int(request, "wait", 0, 0, services.settings.live_max_wait)
 
 
 def _entities(request: Request) -> tuple[str, ...]:
@@ -115,6 +127,7 @@ async def pull_endpoint(request: Request) -> Response:
     since = _since(request, services)
     limit = _limit(request, services)
     entities = _entities(request)
+    wait = _wait(request, services)
     if since.cursor is not None and not set(entities) <= since.cursor.entities:
         raise bad_parameter(
             "since",
@@ -122,9 +135,16 @@ async def pull_endpoint(request: Request) -> Response:
             "would skip their earlier changes (start those from the beginning)",
         )
     owner = principal_of(request).user.id
-    page = await run_in_threadpool(
-        pull, services.store, services.cursor_key, owner, since, limit, entities
-    )
+
+    def fetch() -> Awaitable[WirePage]:
+        return run_in_threadpool(
+            pull, services.store, services.cursor_key, owner, since, limit, entities
+        )
+
+    if wait:
+        page = await long_poll(live_of(request).hub, owner, fetch, wait)
+    else:
+        page = await fetch()
     metrics.record_pull(len(page.changes))
     return json_response(page)
 
@@ -157,6 +177,13 @@ operations = [
                 "a cursor from an earlier pull or push, or an RFC 3339 time; omit for everything",
             ),
             Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 5000}),
+            Param(
+                "wait",
+                "query",
+                {"type": "integer", "minimum": 0, "maximum": 300},
+                "seconds to hold the request until there is a change after the cursor (a long "
+                "poll; at most SYNC_LIVE_MAX_WAIT, 60 by default); the empty page if none came",
+            ),
             Param(
                 "entities",
                 "query",
