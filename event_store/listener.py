@@ -21,6 +21,9 @@ from . import changes
 
 log = logging.getLogger("event_store.listener")
 
+NAME = "sync-server listener"
+"""The ``application_name`` of listening connections, followed by their channel."""
+
 
 async def listen(
     url: str,
@@ -63,7 +66,7 @@ async def _connect(url: str) -> psycopg.AsyncConnection[Any]:
         url,
         autocommit=True,
         connect_timeout=3,
-        application_name="sync-server listener",
+        application_name=NAME,
         keepalives=1,
         keepalives_idle=10,
         keepalives_interval=5,
@@ -75,6 +78,8 @@ async def _start_listening(connection: psycopg.AsyncConnection[Any]) -> str:
     row = await (await connection.execute(f"SELECT {changes.CHANNEL_SQL}")).fetchone()
     assert row is not None
     channel: str = row[0]
+    # Named after its channel, so that an operator (or a test) can tell whose listener it is.
+    await connection.execute(sql.SQL("SET application_name = {}").format(f"{NAME} {channel}"))
     await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
     return channel
 

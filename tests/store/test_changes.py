@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
+from conftest import drop_database, fresh_database
 
-from event_store import EventStore, NewEvent, StreamId
+from event_store import EventStore, NewEvent, StreamId, migrate
 from event_store.changes import Committed, decode, encode
+from sync_server.services import MIGRATIONS
 
 WAIT = 30.0  # generous: notices arrive far sooner, this only bounds a broken run
 
@@ -66,6 +69,39 @@ def test_one_notice_per_committed_transaction_that_wrote_events(store: EventStor
         Committed(owner, positions[0], positions[1]),
         Committed(other, positions[2], positions[2]),
     ]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_schema_never_hears_another_schemas_commits(store: EventStore, tmp_path: Path) -> None:
+    neighbour_db = fresh_database("postgres", tmp_path)
+    neighbour = neighbour_db.open()
+    try:
+        migrate(neighbour, MIGRATIONS)
+        owner = uuid.uuid4()
+
+        async def main() -> list[Committed | None]:
+            heard: list[Committed | None] = []
+            arrived = asyncio.Event()
+
+            def deliver(notice: Committed | None) -> None:
+                heard.append(notice)
+                arrived.set()
+
+            async with store.watch(deliver):
+                await asyncio.wait_for(arrived.wait(), WAIT)
+                # The neighbour's commit first, then ours: notices come in commit order.
+                await asyncio.to_thread(neighbour.append, owner, [created()])
+                mine = await asyncio.to_thread(store.append, owner, [created()])
+                while len(heard) < 2:
+                    arrived.clear()
+                    await asyncio.wait_for(arrived.wait(), WAIT)
+                return [*heard, Committed(owner, mine.first_position, mine.last_position)]
+
+        none, only, expected = asyncio.run(main())
+        assert none is None and only == expected
+    finally:
+        neighbour.close()
+        drop_database(neighbour_db)
 
 
 def test_notices_travel_as_small_text_and_foreign_payloads_are_ignored() -> None:
