@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from api import Device, assert_problem, op, show, sign_in, sign_up, uid
-from conftest import BACKENDS, Database, Server, drop_database, fresh_database, start_server
+from conftest import BACKENDS, Database, Server, serve_module
 from sse import Message, Parser
 
 from event_store.changes import CHANNEL_SQL
@@ -101,32 +101,34 @@ def until_heartbeat(stream: Stream) -> None:
     assert stream.next(comments=True) == Message(":", "heartbeat")
 
 
-# -- one server per backend for this module, with quick heartbeats -----------------------------
+# -- on the module's server, one per backend ---------------------------------------------------
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def live_server(
+def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp(f"live-{request.param}")
-    database = fresh_database(request.param, tmp)
-    running = start_server(database, tmp, **QUICK_BEATS)
-    yield running
-    running.stop()
-    drop_database(database)
+    """This module's server, with quick heartbeats."""
+    yield from serve_module(request, tmp_path_factory, **QUICK_BEATS)
 
 
 @pytest.fixture
-def http(live_server: Server) -> Iterator[httpx.Client]:
-    with live_server.client() as client:
+def http(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as client:
         yield client
 
 
-def test_a_push_pokes_the_users_other_devices_and_no_one_else(
-    http: httpx.Client, streams: list[Stream]
-) -> None:
+@pytest.fixture
+def pair(http: httpx.Client) -> tuple[Device, Device]:
+    """Two devices of one user: one writes, the other reads."""
     writer = sign_up(http)
-    reader = sign_in(http, writer.email)
+    return writer, sign_in(http, writer.email)
+
+
+def test_a_push_pokes_the_users_other_devices_and_no_one_else(
+    http: httpx.Client, pair: tuple[Device, Device], streams: list[Stream]
+) -> None:
+    writer, reader = pair
     stranger = sign_up(http)
     reader_stream = open_stream(streams, reader)
     stranger_stream = open_stream(streams, stranger)
@@ -142,10 +144,9 @@ def test_a_push_pokes_the_users_other_devices_and_no_one_else(
 
 
 def test_poke_cursors_follow_on_so_pulling_from_them_never_skips_a_change(
-    http: httpx.Client, streams: list[Stream]
+    pair: tuple[Device, Device], streams: list[Stream]
 ) -> None:
-    writer = sign_up(http)
-    reader = sign_in(http, writer.email)
+    writer, reader = pair
     before = create_show(writer)
     stream = open_stream(streams, reader)
     first = create_show(writer)
@@ -161,10 +162,9 @@ def test_poke_cursors_follow_on_so_pulling_from_them_never_skips_a_change(
 
 
 def test_a_client_that_reconnects_with_its_cursor_misses_no_change(
-    http: httpx.Client, streams: list[Stream]
+    pair: tuple[Device, Device], streams: list[Stream]
 ) -> None:
-    writer = sign_up(http)
-    reader = sign_in(http, writer.email)
+    writer, reader = pair
     create_show(writer)
     reader.sync_changes()
     assert reader.cursor is not None
@@ -193,12 +193,11 @@ def test_a_new_stream_beyond_the_cap_closes_the_users_oldest(
 
 
 def test_a_long_poll_returns_as_soon_as_a_change_lands(
-    http: httpx.Client, live_server: Server
+    pair: tuple[Device, Device], server: Server
 ) -> None:
-    writer = sign_up(http)
-    reader = sign_in(http, writer.email)
+    writer, reader = pair
     cursor = reader.pull()["cursor"]
-    with ThreadPoolExecutor(1) as pool, live_server.client() as other:
+    with ThreadPoolExecutor(1) as pool, server.client() as other:
         waiting = pool.submit(
             other.get,
             "/v1/sync/pull",
@@ -212,9 +211,10 @@ def test_a_long_poll_returns_as_soon_as_a_change_lands(
     assert [c["id"] for c in page["changes"]] == [show_id]
 
 
-def test_a_long_poll_sees_a_change_made_since_the_clients_last_pull(http: httpx.Client) -> None:
-    writer = sign_up(http)
-    reader = sign_in(http, writer.email)
+def test_a_long_poll_sees_a_change_made_since_the_clients_last_pull(
+    pair: tuple[Device, Device],
+) -> None:
+    writer, reader = pair
     cursor = reader.pull()["cursor"]
     show_id = create_show(writer)
     # Had it waited without looking first, it would answer an empty page after 20 s.
@@ -292,50 +292,61 @@ def listeners(database: Database) -> list[int]:
     return [pid for (pid,) in rows]
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
-def test_a_push_through_one_process_pokes_streams_held_by_another(
-    server_factory: Any, tmp_path: Path, streams: list[Stream]
-) -> None:
+@dataclass
+class TwoProcesses:
+    database: Database
+    first: httpx.Client
+    second: httpx.Client
+    writer: Device
+    """Signed in through the first process."""
+    reader: Device
+    """The same user, signed in through the second."""
+
+
+@pytest.fixture
+def two(server_factory: Any) -> Iterator[TwoProcesses]:
+    """Two server processes on one database (a test asks for ``backend`` postgres)."""
     first = server_factory(**QUICK_BEATS)
     second = server_factory(database=first.database, **QUICK_BEATS)
     with first.client() as http_a, second.client() as http_b:
         writer = sign_up(http_a)
-        reader = sign_in(http_b, writer.email)
-        stranger = sign_up(http_b)
-        reader_stream = open_stream(streams, reader)
-        stranger_stream = open_stream(streams, stranger)
+        yield TwoProcesses(first.database, http_a, http_b, writer, sign_in(http_b, writer.email))
 
-        show_id = create_show(writer)
-        assert ids_after(reader, reader_stream.poke()) == {show_id}
-        until_heartbeat(stranger_stream)
 
-        # The long poll on the second process wakes for a push through the first, too.
-        cursor = reader.pull()["cursor"]
-        with ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(reader.pull, since=cursor, wait=60)
-            time.sleep(0.5)
-            later = create_show(writer)
-            assert [c["id"] for c in waiting.result(timeout=90)["changes"]] == [later]
-        assert later in ids_after(reader, reader_stream.poke())
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_push_through_one_process_pokes_streams_held_by_another(
+    two: TwoProcesses, streams: list[Stream]
+) -> None:
+    writer, reader = two.writer, two.reader
+    reader_stream = open_stream(streams, reader)
+    stranger_stream = open_stream(streams, sign_up(two.second))
+
+    show_id = create_show(writer)
+    assert ids_after(reader, reader_stream.poke()) == {show_id}
+    until_heartbeat(stranger_stream)
+
+    # The long poll on the second process wakes for a push through the first, too.
+    cursor = reader.pull()["cursor"]
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(reader.pull, since=cursor, wait=60)
+        time.sleep(0.5)
+        later = create_show(writer)
+        assert [c["id"] for c in waiting.result(timeout=90)["changes"]] == [later]
+    assert later in ids_after(reader, reader_stream.poke())
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
 def test_a_process_whose_listener_was_cut_off_reconnects_and_pokes_everyone(
-    server_factory: Any, streams: list[Stream]
+    two: TwoProcesses, streams: list[Stream]
 ) -> None:
-    first = server_factory(**QUICK_BEATS)
-    second = server_factory(database=first.database, **QUICK_BEATS)
-    with first.client() as http_a, second.client() as http_b:
-        writer = sign_up(http_a)
-        reader = sign_in(http_b, writer.email)
-        stream = open_stream(streams, reader)
-        pids = listeners(first.database)
-        assert len(pids) == 2  # one per process
-        with psycopg.connect(first.database.url or "", autocommit=True) as connection:
-            for pid in pids:
-                connection.execute("SELECT pg_terminate_backend(%s)", [pid])
-        # Whatever was committed while it was deaf may have been missed: a poke, to be safe.
-        ids_after(reader, stream.poke())
-        show_id = create_show(writer)  # and it hears again
-        assert show_id in ids_after(reader, stream.poke())
-    assert set(listeners(first.database)).isdisjoint(pids)
+    stream = open_stream(streams, two.reader)
+    pids = listeners(two.database)
+    assert len(pids) == 2  # one per process
+    with psycopg.connect(two.database.url or "", autocommit=True) as connection:
+        for pid in pids:
+            connection.execute("SELECT pg_terminate_backend(%s)", [pid])
+    # Whatever was committed while it was deaf may have been missed: a poke, to be safe.
+    ids_after(two.reader, stream.poke())
+    show_id = create_show(two.writer)  # and it hears again
+    assert show_id in ids_after(two.reader, stream.poke())
+    assert set(listeners(two.database)).isdisjoint(pids)

@@ -39,32 +39,41 @@ def write_in_order(store: EventStore, owner: uuid.UUID, other: uuid.UUID) -> lis
     return [first.first_position, first.last_position, second.first_position]
 
 
-async def collect(store: EventStore, owner: uuid.UUID, other: uuid.UUID) -> list[object]:
-    heard: list[Committed | None] = []
-    arrived = asyncio.Event()
+class Heard:
+    """A watch's ``deliver``: keeps every notice, and waits for the ones a test expects."""
 
-    def deliver(notice: Committed | None) -> None:
-        heard.append(notice)
-        arrived.set()
+    def __init__(self) -> None:
+        self.notices: list[Committed | None] = []
+        self._arrived = asyncio.Event()
 
-    async with store.watch(deliver):
-        # The first None says notices are being heard: only then is a write sure to be.
-        while not heard:
-            await asyncio.wait_for(arrived.wait(), WAIT)
-            arrived.clear()
-        positions = await asyncio.to_thread(write_in_order, store, owner, other)
-        mine = {owner, other}
-        while len([n for n in heard if n is not None and n.owner in mine]) < 2:
-            await asyncio.wait_for(arrived.wait(), WAIT)
-            arrived.clear()
-    kept = [n for n in heard if n is None or n.owner in mine]
-    return [positions, kept]
+    def __call__(self, notice: Committed | None) -> None:
+        self.notices.append(notice)
+        self._arrived.set()
+
+    def of(self, owners: set[uuid.UUID]) -> list[Committed | None]:
+        """The notices about ``owners``, and the Nones."""
+        return [n for n in self.notices if n is None or n.owner in owners]
+
+    async def until(self, count: int, owners: set[uuid.UUID]) -> None:
+        while len(self.of(owners)) < count:
+            self._arrived.clear()
+            await asyncio.wait_for(self._arrived.wait(), WAIT)
 
 
 def test_one_notice_per_committed_transaction_that_wrote_events(store: EventStore) -> None:
     owner, other = uuid.uuid4(), uuid.uuid4()
-    positions, heard = asyncio.run(collect(store, owner, other))
-    assert heard == [
+    heard = Heard()
+
+    async def main() -> list[int]:
+        async with store.watch(heard):
+            # The first None says notices are being heard: only then is a write sure to be.
+            await heard.until(1, set())
+            positions = await asyncio.to_thread(write_in_order, store, owner, other)
+            await heard.until(3, {owner, other})
+        return positions
+
+    positions = asyncio.run(main())
+    assert heard.of({owner, other}) == [
         None,
         Committed(owner, positions[0], positions[1]),
         Committed(other, positions[2], positions[2]),
@@ -75,33 +84,25 @@ def test_one_notice_per_committed_transaction_that_wrote_events(store: EventStor
 def test_a_schema_never_hears_another_schemas_commits(store: EventStore, tmp_path: Path) -> None:
     neighbour_db = fresh_database("postgres", tmp_path)
     neighbour = neighbour_db.open()
+    owner = uuid.uuid4()
+    heard = Heard()
+
+    async def main() -> Committed:
+        async with store.watch(heard):
+            await heard.until(1, set())
+            # The neighbour's commit first, then ours: notices come in commit order.
+            await asyncio.to_thread(neighbour.append, owner, [created()])
+            mine = await asyncio.to_thread(store.append, owner, [created()])
+            await heard.until(2, {owner})
+        return Committed(owner, mine.first_position, mine.last_position)
+
     try:
         migrate(neighbour, MIGRATIONS)
-        owner = uuid.uuid4()
-
-        async def main() -> list[Committed | None]:
-            heard: list[Committed | None] = []
-            arrived = asyncio.Event()
-
-            def deliver(notice: Committed | None) -> None:
-                heard.append(notice)
-                arrived.set()
-
-            async with store.watch(deliver):
-                await asyncio.wait_for(arrived.wait(), WAIT)
-                # The neighbour's commit first, then ours: notices come in commit order.
-                await asyncio.to_thread(neighbour.append, owner, [created()])
-                mine = await asyncio.to_thread(store.append, owner, [created()])
-                while len(heard) < 2:
-                    arrived.clear()
-                    await asyncio.wait_for(arrived.wait(), WAIT)
-                return [*heard, Committed(owner, mine.first_position, mine.last_position)]
-
-        none, only, expected = asyncio.run(main())
-        assert none is None and only == expected
+        ours = asyncio.run(main())
     finally:
         neighbour.close()
         drop_database(neighbour_db)
+    assert heard.notices == [None, ours]
 
 
 def test_notices_travel_as_small_text_and_foreign_payloads_are_ignored() -> None:
