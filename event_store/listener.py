@@ -49,6 +49,7 @@ async def listen(
                 delay = first_delay
                 log.info("listening for changes", extra={"channel": channel})
                 deliver(None)
+                await _name(connection, channel)
                 await _relay(connection, deliver, probe_every)
         except psycopg.Error as error:
             log.warning("change listener lost its connection", extra={"error": str(error)})
@@ -78,10 +79,14 @@ async def _start_listening(connection: psycopg.AsyncConnection[Any]) -> str:
     row = await (await connection.execute(f"SELECT {changes.CHANNEL_SQL}")).fetchone()
     assert row is not None
     channel: str = row[0]
-    # Named after its channel, so that an operator (or a test) can tell whose listener it is.
-    await connection.execute(sql.SQL("SET application_name = {}").format(f"{NAME} {channel}"))
     await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
     return channel
+
+
+async def _name(connection: psycopg.AsyncConnection[Any], channel: str) -> None:
+    """Name the connection after its channel, so that an operator (or a test) can tell whose
+    listener it is; done once it hears and has delivered its first None."""
+    await connection.execute(sql.SQL("SET application_name = {}").format(f"{NAME} {channel}"))
 
 
 async def _relay(
