@@ -64,6 +64,20 @@ async def stream_endpoint(request: Request) -> Response:
     )
 
 
+EVENT_SCHEMA = {
+    "description": "One event of the stream (comments, such as heartbeats, are not events)",
+    "type": "object",
+    "properties": {
+        "event": {"enum": ["poke", "bye"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": '{"cursor": "…"} for a poke, {"reason": "…"} for a bye',
+        },
+    },
+    "required": ["event", "data"],
+}
+
 routes = [Route("/v1/sync/stream", stream_endpoint, methods=["GET"])]
 
 operations = [
@@ -78,7 +92,7 @@ operations = [
                 "(pulling from it never skips a change); `: heartbeat`; `event: bye` with "
                 '`data: {"reason": "replaced" | "idle" | "shutdown"}` before the server ends it',
                 media_type="text/event-stream",
-                schema={"type": "string"},
+                schema=EVENT_SCHEMA,
             )
         },
         params=(

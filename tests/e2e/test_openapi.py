@@ -16,6 +16,7 @@ import httpx
 import pytest
 import schemathesis
 from api import sign_up
+from conftest import BACKENDS, Server, serve_module
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from starlette.routing import Route
@@ -46,6 +47,17 @@ def test_every_route_is_described_and_every_description_is_a_route() -> None:
     }
     described = {(operation.method, operation.path) for operation in build_operations()}
     assert routed == described
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """Live updates answer late by design (an event stream stays open, a long poll waits): on
+    this module's server they end within a moment, so every generated request gets its answer."""
+    yield from serve_module(
+        request, tmp_path_factory, SYNC_LIVE_IDLE_TIMEOUT="0.2", SYNC_LIVE_MAX_WAIT="1"
+    )
 
 
 @pytest.fixture(scope="module")
