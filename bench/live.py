@@ -30,28 +30,29 @@ import asyncio
 import os
 import platform
 import random
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from sse import Parser  # noqa: E402  (the tests' event-stream reader)
 
-PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from bench.append import load_average, postgres_schema  # noqa: E402
+from bench.sync import SERVER_ENV, free_port  # noqa: E402
+
 PASSWORD = "live bench password"
 
 
@@ -62,29 +63,11 @@ PASSWORD = "live bench password"
 class Servers:
     push_url: str
     stream_url: str
-    processes: list[subprocess.Popen[bytes]]
-    cleanup: list[Any] = field(default_factory=list)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for step in self.cleanup:
-            step()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
 
 def _serve(env: dict[str, str], log: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "sync_server", "serve", "--port", str(port)]
     with log.open("ab") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
@@ -103,44 +86,38 @@ def _serve(env: dict[str, str], log: Path) -> tuple[str, subprocess.Popen[bytes]
     raise RuntimeError(f"server did not become ready; see {log}")
 
 
-def start(backend: str, work: Path, streams: int) -> Servers:
+@contextmanager
+def running(backend: str, work: Path, streams: int) -> Iterator[Servers]:
+    """One server process on SQLite; two on one PostgreSQL schema (dropped afterwards)."""
     env = {
         **os.environ,
-        "SYNC_JWT_SECRET": secrets.token_urlsafe(48),
-        "SYNC_ARGON2_MEMORY_KIB": "64",  # sign-ups are setup, not what is measured
-        "SYNC_ARGON2_TIME_COST": "1",
-        "SYNC_RATE_LIMIT_PER_MINUTE": "1000000",
-        "SYNC_RATE_LIMIT_PER_ACCOUNT_PER_MINUTE": "1000000",
-        "SYNC_MIGRATE_ON_START": "true",
+        **SERVER_ENV,
+        "SYNC_DATA_DIR": str(work / "data"),
         "SYNC_LOG_LEVEL": "warning",
         "SYNC_LIVE_MAX_STREAMS_PER_USER": str(streams),
     }
+    env.pop("DATABASE_URL", None)
     log = work / f"server-{backend}.log"
-    if backend == "sqlite":
-        env["SYNC_DATA_DIR"] = str(work / "data")
-        env.pop("DATABASE_URL", None)
-        url, process = _serve(env, log)
-        return Servers(url, url, [process])
-    schema = f"bench_live_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-
-    def drop() -> None:
-        with psycopg.connect(PG_URL, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
-
-    separator = "&" if "?" in PG_URL else "?"
-    env["DATABASE_URL"] = f"{PG_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-    servers = Servers("", "", [], [drop])
-    try:
-        servers.push_url, first = _serve(env, log)
-        servers.processes.append(first)
-        servers.stream_url, second = _serve(env, log)
-        servers.processes.append(second)
-    except BaseException:
-        servers.stop()
-        raise
-    return servers
+    with postgres_schema() if backend == "postgres" else nullcontext(None) as database_url:
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        servers = Servers("", "")
+        try:
+            urls = []
+            for _ in range(2 if database_url else 1):
+                url, process = _serve(env, log)
+                servers.processes.append(process)
+                urls.append(url)
+            servers.push_url, servers.stream_url = urls[0], urls[-1]
+            yield servers
+        finally:
+            for process in servers.processes:
+                process.terminate()
+            for process in servers.processes:
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
 
 # -- devices ------------------------------------------------------------------------------------
@@ -358,7 +335,7 @@ async def measure(servers: Servers, args: argparse.Namespace) -> None:
     cpu = " + ".join(f"{c:.1f}" for c in server_cpu)
     print(
         f"  during the {elapsed:.1f} s of pushes: server CPU {cpu} s, bench CPU {bench_cpu:.1f} s, "
-        f"load average {os.getloadavg()[0]:.2f}"
+        f"load average {load_average()}"
     )
 
 
@@ -374,17 +351,16 @@ def main() -> int:
     print(
         f"live bench: {args.streams} streams over {args.users} users, {args.pushes} pushes; "
         f"{platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start"
+        f"{os.cpu_count()} CPUs, load average {load_average()} at start"
     )
     for backend in args.backends.split(","):
         work = Path(tempfile.mkdtemp(prefix=f"bench-live-{backend}-"))
         where = "2 processes (push → A, streams on B)" if backend == "postgres" else "1 process"
         print(f"\n{backend}: {where}")
-        servers = start(backend, work, args.streams)
         try:
-            asyncio.run(measure(servers, args))
+            with running(backend, work, args.streams) as servers:
+                asyncio.run(measure(servers, args))
         finally:
-            servers.stop()
             shutil.rmtree(work, ignore_errors=True)
     return 0
 
