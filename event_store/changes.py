@@ -4,11 +4,11 @@ Whatever writes events (a push, the entity API, an import, a test) writes them t
 ``EventStore.transaction(owner)``, so that is where the notice is sent, once per transaction
 that wrote at least one event, and only if it commits:
 
-* **PostgreSQL**: ``pg_notify`` inside the writing transaction. PostgreSQL delivers a
-  notification only when its transaction commits, in commit order, to every session listening
-  on the channel, whichever server process it belongs to (``listener.py`` holds one listening
-  connection per process). The channel is named after the schema, so two deployments (or two
-  test runs) sharing a database never hear each other.
+* **PostgreSQL**: ``pg_notify`` right after the writing transaction commits, in a transaction
+  of its own (``postgres._notify`` says why not inside it). PostgreSQL delivers it to every
+  session listening on the channel, whichever server process it belongs to (``listener.py``
+  holds one listening connection per process). The channel is named after the schema, so two
+  deployments (or two test runs) sharing a database never hear each other.
 * **SQLite**: one process owns the file, so the notice is an in-process callback, run after
   ``COMMIT``.
 
