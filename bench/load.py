@@ -475,6 +475,8 @@ class Client:
             if status == 200 and response is not None:
                 return status, _decode(response.content)
             if response is not None and status in (429, 503):
+                if "retry-after" not in response.headers:
+                    self._error(f"{method} {path} {status} without Retry-After")
                 wait = float(response.headers.get("retry-after", "1"))
             elif response is not None:
                 self._error(f"{method} {path} {status}: {response.text[:300]}")

@@ -2,6 +2,11 @@
 
 Any number of server processes may share one database: the owner lock is an advisory
 transaction lock, and the global feed is bounded by ``pg_snapshot_xmin`` (see ``store.py``).
+
+When the database goes away (restart, failover, network), every call raises
+``StoreUnavailable`` (HTTP 503) within a bounded time and the pool heals by itself once it is
+back (``_PoolHealth`` below): connections that broke are dropped, idle ones are checked before
+use, and reconnection is retried every second or so rather than with a growing backoff.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
+from time import monotonic
 from typing import Any
 from uuid import UUID
 
@@ -213,6 +220,63 @@ def _configure(connection: psycopg.Connection[Any]) -> None:
     set_json_loads(_json_decode, connection)
     connection.execute("SET TIME ZONE 'UTC'")
     connection.commit()
+    _mark_idle(connection)
+
+
+# A connection idle for longer than this is checked (one round trip) before a request gets it:
+# the database may have restarted, or something on the way dropped the socket, while it sat in
+# the pool. One in steady use is handed out as it is (no round trip); if it turns out broken,
+# that request answers 503 and the pool is checked at once (``_PoolHealth.lost``).
+IDLE_CHECK_AFTER = 2.0
+# After a connection was lost, requests wait at most this long for one (instead of the pool's
+# timeout) until a connection works again: while the database is down they answer 503 at once.
+SUSPECT_TIMEOUT = 0.5
+SUSPECT_FOR = 2.0
+# How long the pool retries one connection attempt (about once a second) before letting the
+# next request start a fresh one: psycopg_pool's backoff doubles with every failure, which after
+# a 10-second outage would keep the pool empty for seconds after the database is back.
+RECONNECT_TIMEOUT = 2.0
+
+
+def _mark_idle(connection: psycopg.Connection[Any]) -> None:
+    connection._sync_idle_since = monotonic()  # type: ignore[attr-defined]
+
+
+def _check_if_idle(connection: psycopg.Connection[Any]) -> None:
+    if monotonic() - getattr(connection, "_sync_idle_since", 0.0) > IDLE_CHECK_AFTER:
+        psycopg_pool.ConnectionPool.check_connection(connection)
+
+
+class _PoolHealth:
+    """Whether the database looked unreachable a moment ago, and the pool check that follows."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool[Any], timeout: float) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.suspect_until = 0.0
+        self._checking = threading.Lock()
+
+    def wait(self) -> float:
+        """How long a request may wait for a connection now."""
+        return SUSPECT_TIMEOUT if monotonic() < self.suspect_until else self.timeout
+
+    def lost(self) -> None:
+        """A connection broke: the database may be gone, and other idle ones with it."""
+        self.suspect_until = monotonic() + SUSPECT_FOR
+        if self._checking.acquire(blocking=False):
+            threading.Thread(target=self._check, name="pool-check", daemon=True).start()
+
+    def timed_out(self) -> None:
+        if monotonic() < self.suspect_until:
+            self.suspect_until = monotonic() + SUSPECT_FOR  # still nothing: still down
+
+    def _check(self) -> None:
+        try:
+            self.pool.check()  # drops the broken idle connections and starts replacing them
+        except Exception:  # the pool may be closing; nothing to heal then
+            pass
+        finally:
+            self._checking.release()
 
 
 class PostgresStore(EventStore):
@@ -227,6 +291,9 @@ class PostgresStore(EventStore):
         max_size: int = 10,
         timeout: float = 5.0,
     ) -> None:
+        """``timeout``: the longest a call waits for a free connection before it raises
+        ``StoreUnavailable`` (a bounded wait, so that an overloaded or absent database gives
+        503s, not requests that hang)."""
         super().__init__(registry)
         self.url = url
         self.pool = psycopg_pool.ConnectionPool(
@@ -235,19 +302,30 @@ class PostgresStore(EventStore):
             max_size=max_size,
             timeout=timeout,
             configure=_configure,
+            check=_check_if_idle,
+            reset=_mark_idle,
+            reconnect_timeout=RECONNECT_TIMEOUT,
             open=False,
             name="sync-server",
-            # A dead database must answer 503 quickly instead of holding requests forever.
             kwargs={"connect_timeout": 3},
         )
+        self.health = _PoolHealth(self.pool, timeout)
         self.pool.open(wait=False)
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        connection: psycopg.Connection[Any] | None = None
         try:
-            with self.pool.connection() as connection:
+            with self.pool.connection(timeout=self.health.wait()) as connection:
                 yield connection
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as error:
+        except psycopg_pool.PoolTimeout as error:
+            self.health.timed_out()
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
+        except psycopg.OperationalError as error:
+            # Also a deadlock or a serialization failure (SQLSTATE class 40): retryable, so a
+            # 503 too, but only a connection that broke says the database may be gone.
+            if connection is None or connection.closed:
+                self.health.lost()
             raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
 
     @contextmanager

@@ -479,13 +479,16 @@ def open_store(
     registry: UpcasterRegistry | None = None,
     pool_min: int = 1,
     pool_max: int = 10,
+    pool_timeout: float = 5.0,
 ) -> EventStore:
     """Open the store a settings URL names: ``postgresql://…`` or ``sqlite:///path`` or nothing
     (a SQLite file in ``data_dir``)."""
     if url and url.startswith(("postgres://", "postgresql://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(url, registry=registry, min_size=pool_min, max_size=pool_max)
+        return PostgresStore(
+            url, registry=registry, min_size=pool_min, max_size=pool_max, timeout=pool_timeout
+        )
     from .sqlite import SqliteStore
 
     if url and url.startswith("sqlite:"):

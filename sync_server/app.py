@@ -27,7 +27,7 @@ from .auth import Auth, AuthMiddleware, load_signing_key
 from .live import Live
 from .middleware import RequestContext
 from .openapi import build as build_openapi
-from .problems import Problem, handle_problem, problem_response, request_id_of
+from .problems import Problem, handle_problem, problem_response, request_id_of, unavailable
 from .routes import auth as auth_routes
 from .routes import docs, entities, health, live, stats, sync
 from .routes import metrics as metrics_routes
@@ -46,13 +46,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable", extra={"error": str(exc)})
-    problem = Problem(
-        503,
-        "unavailable",
-        "the database is unavailable; retry shortly",
-        headers={"Retry-After": "2"},
-    )
-    return problem_response(problem, request_id_of(request))
+    return problem_response(unavailable(), request_id_of(request))
 
 
 def _route_table(routes: list[BaseRoute], prefix: str = "") -> dict[Any, str]:

@@ -65,6 +65,21 @@ class Problem(Exception):
         self.extra = extra
 
 
+RETRY_AFTER_UNAVAILABLE = 2
+"""Seconds a client is told to wait when the database is unavailable (a restart or failover
+takes a few; clients add jitter)."""
+
+
+def unavailable() -> Problem:
+    """The answer while the database cannot be reached: retry later, with the same op ids."""
+    return Problem(
+        503,
+        "unavailable",
+        "the database is unavailable; retry shortly",
+        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
+    )
+
+
 _encoder = msgspec.json.Encoder()
 
 

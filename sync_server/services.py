@@ -33,6 +33,7 @@ def connect(settings: Settings) -> EventStore:
         registry=_registry(),
         pool_min=settings.pool_min_size,
         pool_max=settings.pool_max_size,
+        pool_timeout=settings.pool_timeout,
     )
 
 

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from event_store import StoreUnavailable
 
 from ..logs import user_id_var
-from ..problems import Problem, problem_response
+from ..problems import Problem, problem_response, unavailable
 from .models import Principal, User
 from .service import unauthorized
 
@@ -74,13 +74,7 @@ class AuthMiddleware:
             return
         except StoreUnavailable:
             # Outside the routes' exception handlers: answer the 503 they would.
-            problem = Problem(
-                503,
-                "unavailable",
-                "the database is unavailable; retry shortly",
-                headers={"Retry-After": "2"},
-            )
-            await self._refuse(scope, receive, send, problem)
+            await self._refuse(scope, receive, send, unavailable())
             return
         state = scope.setdefault("state", {})
         state["user_id"] = str(principal.user.id)
