@@ -242,16 +242,11 @@ def _mark_idle(connection: psycopg.Connection[Any]) -> None:
     connection._sync_idle_since = monotonic()  # type: ignore[attr-defined]
 
 
-def _check_if_idle(connection: psycopg.Connection[Any]) -> None:
-    if monotonic() - getattr(connection, "_sync_idle_since", 0.0) > IDLE_CHECK_AFTER:
-        psycopg_pool.ConnectionPool.check_connection(connection)
-
-
 class _PoolHealth:
-    """Whether the database looked unreachable a moment ago, and the pool check that follows."""
+    """Whether the database looked unreachable a moment ago, and the checks of the pool."""
 
-    def __init__(self, pool: psycopg_pool.ConnectionPool[Any], timeout: float) -> None:
-        self.pool = pool
+    def __init__(self, timeout: float) -> None:
+        self.pool: psycopg_pool.ConnectionPool[Any] | None = None
         self.timeout = timeout
         self.suspect_until = 0.0
         self._checking = threading.Lock()
@@ -260,23 +255,42 @@ class _PoolHealth:
         """How long a request may wait for a connection now."""
         return SUSPECT_TIMEOUT if monotonic() < self.suspect_until else self.timeout
 
+    def check_if_idle(self, connection: psycopg.Connection[Any]) -> None:
+        """The pool's ``check``: run on a connection before a request gets it."""
+        if monotonic() - getattr(connection, "_sync_idle_since", 0.0) <= IDLE_CHECK_AFTER:
+            return
+        try:
+            psycopg_pool.ConnectionPool.check_connection(connection)
+        except psycopg.Error:
+            # Its idle siblings are most likely dead too (the database restarted): drop them
+            # all now, so that the pool's next try gets a new connection, not the next corpse
+            # (the pool waits longer after each failed check).
+            self.suspect_until = monotonic() + SUSPECT_FOR
+            self._check()
+            raise
+
     def lost(self) -> None:
-        """A connection broke: the database may be gone, and other idle ones with it."""
+        """A connection broke during a call: the database may be gone, idle ones with it."""
         self.suspect_until = monotonic() + SUSPECT_FOR
         if self._checking.acquire(blocking=False):
-            threading.Thread(target=self._check, name="pool-check", daemon=True).start()
+            threading.Thread(target=self._check_once, name="pool-check", daemon=True).start()
 
     def timed_out(self) -> None:
         if monotonic() < self.suspect_until:
             self.suspect_until = monotonic() + SUSPECT_FOR  # still nothing: still down
 
-    def _check(self) -> None:
+    def _check_once(self) -> None:
         try:
-            self.pool.check()  # drops the broken idle connections and starts replacing them
-        except Exception:  # the pool may be closing; nothing to heal then
-            pass
+            self._check()
         finally:
             self._checking.release()
+
+    def _check(self) -> None:
+        try:
+            if self.pool is not None:
+                self.pool.check()  # drops the broken idle connections and replaces them
+        except Exception:  # the pool may be closing; nothing to heal then
+            pass
 
 
 class PostgresStore(EventStore):
@@ -296,20 +310,21 @@ class PostgresStore(EventStore):
         503s, not requests that hang)."""
         super().__init__(registry)
         self.url = url
+        self.health = _PoolHealth(timeout)
         self.pool = psycopg_pool.ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
             configure=_configure,
-            check=_check_if_idle,
+            check=self.health.check_if_idle,
             reset=_mark_idle,
             reconnect_timeout=RECONNECT_TIMEOUT,
             open=False,
             name="sync-server",
             kwargs={"connect_timeout": 3},
         )
-        self.health = _PoolHealth(self.pool, timeout)
+        self.health.pool = self.pool
         self.pool.open(wait=False)
 
     @contextmanager
