@@ -48,20 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if not settings.embedded and not settings.should_migrate_on_start:
-        from event_store import pending
-
-        from .services import MIGRATIONS, connect
-
-        with connect(settings) as store:
-            waiting = pending(store, MIGRATIONS)
-        if waiting:
-            print(
-                f"sync-server: {len(waiting)} migration(s) pending; run `sync-server migrate` "
-                "first (or set SYNC_MIGRATE_ON_START=true)",
-                file=sys.stderr,
-            )
-            return 2
+    if not settings.embedded and not _preflight(settings):
+        return 2
     with _metrics_directory():
         uvicorn.run(
             "sync_server.app:create_app",
@@ -101,6 +89,43 @@ def _metrics_directory() -> Iterator[None]:
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def _preflight(settings: Settings) -> bool:
+    """Before serving on PostgreSQL: migrations applied (unless applied on start), and a
+    warning when the workers' pools may ask for more connections than the database allows."""
+    from event_store import StoreUnavailable, pending
+
+    from .services import MIGRATIONS, connect
+
+    try:
+        with connect(settings) as store:
+            waiting = [] if settings.should_migrate_on_start else pending(store, MIGRATIONS)
+            with store.sql() as sql:
+                row = sql.fetchone(
+                    "SELECT current_setting('max_connections')::int "
+                    "- current_setting('superuser_reserved_connections')::int"
+                )
+    except StoreUnavailable as error:
+        # Serve anyway: /ready says 503 until the database answers, and the pool reconnects.
+        print(f"sync-server: the database is unavailable for now ({error})", file=sys.stderr)
+        return True
+    if waiting:
+        print(
+            f"sync-server: {len(waiting)} migration(s) pending; run `sync-server migrate` "
+            "first (or set SYNC_MIGRATE_ON_START=true)",
+            file=sys.stderr,
+        )
+        return False
+    wanted = settings.workers * settings.pool_max_size
+    if row is not None and wanted > int(row[0]):
+        print(
+            f"sync-server: warning: {settings.workers} worker(s) x SYNC_POOL_MAX_SIZE="
+            f"{settings.pool_max_size} = {wanted} connections, but the database accepts "
+            f"{row[0]}; lower SYNC_POOL_MAX_SIZE or raise max_connections",
+            file=sys.stderr,
+        )
+    return True
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

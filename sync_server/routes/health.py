@@ -12,6 +12,7 @@ from event_store import EventStoreError, pending
 
 from ..api_spec import Body, Operation, Reply
 from ..http import json_response
+from ..problems import RETRY_AFTER_UNAVAILABLE
 from ..services import MIGRATIONS, Services
 
 
@@ -44,10 +45,13 @@ async def ready(request: Request) -> Response:
 
     try:
         waiting = await run_in_threadpool(check)
-    except EventStoreError as error:
-        return json_response(NotReady("unavailable", str(error)), status=503)
     except Exception as error:  # a database that is down fails in many ways; all mean not ready
-        return json_response(NotReady("unavailable", type(error).__name__), status=503)
+        detail = str(error) if isinstance(error, EventStoreError) else type(error).__name__
+        return json_response(
+            NotReady("unavailable", detail),
+            status=503,
+            headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
+        )
     if waiting:
         return json_response(NotReady("migrations_pending", pending=waiting), status=503)
     return json_response(Ready("ready", services.store.backend))
