@@ -296,9 +296,13 @@ class Known:
             )
 
 
-def build_ops(rng: random.Random, known: Known) -> tuple[list[dict[str, Any]], list[Sent]]:
-    """A push of 1-20 ops (mostly few), each valid on its own; stale versions may conflict."""
-    count = max(1, min(20, int(rng.triangular(1, 21, 1))))
+def build_ops(
+    rng: random.Random, known: Known, count: int | None = None
+) -> tuple[list[dict[str, Any]], list[Sent]]:
+    """A push of ``count`` ops (by default 1-20, mostly few), each valid on its own; stale
+    versions may conflict."""
+    if count is None:
+        count = max(1, min(20, int(rng.triangular(1, 21, 1))))
     ops: list[dict[str, Any]] = []
     sent: list[Sent] = []
     for _ in range(count):
@@ -306,6 +310,23 @@ def build_ops(rng: random.Random, known: Known) -> tuple[list[dict[str, Any]], l
         op, record = _op(kind, rng, known)
         ops.append(op)
         sent.append(record)
+    return ops, sent
+
+
+def first_ops(rng: random.Random) -> tuple[list[dict[str, Any]], list[Sent]]:
+    """A user's first push: three products with plenty of stock, three shows."""
+    ops: list[dict[str, Any]] = []
+    sent: list[Sent] = []
+    for _ in range(3):
+        product = {"sku": f"SKU-{uuid.uuid4().hex[:10]}", "name": "T-shirt",
+                   "quantity": INITIAL_STOCK}  # fmt: skip
+        ops.append({"op_id": uid(), "entity": "product", "id": uid(), "action": "create",
+                    "data": product})  # fmt: skip
+        sent.append(Sent(ops[-1]["op_id"], "create_product", ops[-1]["id"]))
+    for _ in range(3):
+        ops.append({"op_id": uid(), "entity": "show", "id": uid(), "action": "create",
+                    "data": show_data(rng)})  # fmt: skip
+        sent.append(Sent(ops[-1]["op_id"], "create_show", ops[-1]["id"]))
     return ops, sent
 
 
@@ -713,38 +734,10 @@ async def populate(url: str, users: int, devices: int, seed: int) -> Population:
         stock: dict[str, int] = {}
         pushes = []
         for user in range(users):
-            ops, sent = [], []
-            for _ in range(3):
-                product_id, op_id = uid(), uid()
-                data = {
-                    "sku": f"SKU-{uuid.uuid4().hex[:10]}",
-                    "name": "T-shirt",
-                    "quantity": INITIAL_STOCK,
-                }
-                ops.append(
-                    {
-                        "op_id": op_id,
-                        "entity": "product",
-                        "id": product_id,
-                        "action": "create",
-                        "data": data,
-                    }
-                )
-                sent.append(Sent(op_id, "create_product", product_id))
-                stock[product_id] = INITIAL_STOCK
-            for _ in range(3):
-                show_id, op_id = uid(), uid()
-                ops.append(
-                    {
-                        "op_id": op_id,
-                        "entity": "show",
-                        "id": show_id,
-                        "action": "create",
-                        "data": show_data(rng),
-                    }
-                )
-                sent.append(Sent(op_id, "create_show", show_id))
-            seeded[user] = sent
+            ops, seeded[user] = first_ops(rng)
+            stock |= {
+                s.entity_id: INITIAL_STOCK for s in seeded[user] if s.kind == "create_product"
+            }
             pushes.append(post("/v1/sync/push", {"client_id": uid(), "ops": ops}, tokens[user]))
         for user, answer in enumerate(await asyncio.gather(*pushes)):
             for record, result in zip(seeded[user], answer["results"], strict=True):
