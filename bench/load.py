@@ -1082,15 +1082,33 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
         help="the server's database, for the exactly-once check (postgresql://… or "
         "sqlite:///path/sync.db); with --start postgres: use it instead of a fresh schema",
     )
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    add_population_arguments(parser, duration=10.0, think=2.0)
+
+
+def add_population_arguments(
+    parser: argparse.ArgumentParser, *, duration: float, think: float
+) -> None:
+    """The options of ``run_load`` (shared with bench/outage.py)."""
     parser.add_argument("--postgres-url", default=PG_URL, help="where --start makes its schema")
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--users", type=int, help="default: one per 4 devices")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load")
-    parser.add_argument("--think", type=float, default=2.0, help="mean think time (s)")
+    parser.add_argument("--duration", type=float, default=duration, help="seconds of load")
+    parser.add_argument("--think", type=float, default=think, help="mean think time (s)")
     parser.add_argument("--procs", type=int, default=1, help="generator processes")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--json", help="also write the figures to this file")
+
+
+def population_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "devices": args.devices,
+        "users": args.users or max(1, args.devices // 4),
+        "duration": args.duration,
+        "think": args.think,
+        "procs": args.procs,
+        "seed": args.seed,
+    }
 
 
 def open_target(args: argparse.Namespace) -> Target:
@@ -1111,15 +1129,7 @@ def main() -> int:
     args = parser.parse_args()
     target = open_target(args)
     try:
-        outcome = run_load(
-            target,
-            devices=args.devices,
-            users=args.users or max(1, args.devices // 4),
-            duration=args.duration,
-            think=args.think,
-            procs=args.procs,
-            seed=args.seed,
-        )
+        outcome = run_load(target, **population_options(args))
     finally:
         target.stop()
     print_figures(outcome.figures)

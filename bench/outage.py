@@ -44,8 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import (
     GAVE_UP,
     NETWORK_ERROR,
-    PG_URL,
+    add_population_arguments,
     percentile,
+    population_options,
     postgres_schema_url,
     print_figures,
     run_load,
@@ -167,15 +168,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--via", choices=("stop", "proxy"), default="stop")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--devices", type=int, default=100)
-    parser.add_argument("--users", type=int)
-    parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--at", type=float, default=8.0, help="seconds into the load")
     parser.add_argument("--outage", type=float, default=10.0, help="seconds without database")
-    parser.add_argument("--think", type=float, default=1.0)
-    parser.add_argument("--procs", type=int, default=1)
-    parser.add_argument("--postgres-url", default=PG_URL)
-    parser.add_argument("--json", help="also write the figures and the timeline here")
+    add_population_arguments(parser, duration=30.0, think=1.0)
     args = parser.parse_args()
     if args.via == "stop" and os.geteuid() != 0:
         parser.error("--via stop runs pg_ctlcluster: run as root, or use --via proxy")
@@ -210,15 +205,7 @@ def main() -> int:
             print(f"database up again at {window[1]:.1f} s", flush=True)
 
     try:
-        outcome = run_load(
-            target,
-            devices=args.devices,
-            users=args.users or max(1, args.devices // 4),
-            duration=args.duration,
-            think=args.think,
-            procs=args.procs,
-            during=outage,
-        )
+        outcome = run_load(target, **population_options(args), during=outage)
     finally:
         switch.up()  # never leave the database down
         if probe is not None:
