@@ -150,12 +150,15 @@ class ExplainingStore(PostgresStore):
 
 
 def explain(database_url: str, seed: int) -> list[tuple[str, list[str]]]:
-    """The plans of a push of 20 ops and of a small pull, by the user with the latest event."""
+    """The plans of a push of 20 ops and of a small pull, by the seeded user who pushed last."""
     store = ExplainingStore(database_url)
     key = b"k" * 32
     try:
         with store.sql() as sql:
-            row = sql.fetchone("SELECT owner FROM events ORDER BY position DESC LIMIT 1")
+            row = sql.fetchone(
+                "SELECT owner FROM events WHERE metadata->>'source' = 'seed' "
+                "ORDER BY position DESC LIMIT 1"
+            )
         assert row is not None
         owner = row[0]
         known = Known()
