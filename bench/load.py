@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -40,6 +41,7 @@ import random
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -56,6 +58,12 @@ from urllib.parse import quote
 
 import httpx
 import msgspec
+
+if importlib.util.find_spec("sniffio") is None:
+    # httpcore tries ``import sniffio`` for every lock it makes (several per request); without
+    # the package each try searches the whole path, a third of the generator's CPU. A None
+    # entry fails the import at once. (anyio, imported above, looked for it at import time.)
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -457,12 +465,11 @@ class Client:
     """HTTP with timing and retries: 503/429 (after Retry-After), network errors, timeouts."""
 
     def __init__(self, spec: WorkerSpec, samples: Samples) -> None:
-        limits = httpx.Limits(
-            max_connections=len(spec.devices) + 10, max_keepalive_connections=None
-        )
-        self.http = httpx.AsyncClient(
-            base_url=spec.url, limits=limits, timeout=httpx.Timeout(spec.timeout)
-        )
+        self.url = spec.url
+        self.timeout = httpx.Timeout(spec.timeout)
+        # Loaded once: each AsyncClient would otherwise load the CA bundle (milliseconds each).
+        self.tls = ssl.create_default_context()
+        self.connections: list[httpx.AsyncClient] = []
         self.samples = samples
         self.start = spec.start_at
         self.timed_until = spec.start_at + spec.duration
@@ -470,8 +477,31 @@ class Client:
         self.errors: list[str] = []
         self.unanswered = 0
 
+    def connection(self) -> httpx.AsyncClient:
+        """A device's own connection. One pool per device, not one shared by all: httpcore's
+        pool scans every connection it holds on every request, which with a thousand devices
+        costs the generator more than the requests themselves."""
+        http = httpx.AsyncClient(
+            base_url=self.url,
+            limits=httpx.Limits(max_connections=1),
+            timeout=self.timeout,
+            verify=self.tls,
+        )
+        self.connections.append(http)
+        return http
+
+    async def close(self) -> None:
+        for http in self.connections:
+            await http.aclose()
+
     async def call(
-        self, endpoint: int, method: str, path: str, token: str, **kwargs: Any
+        self,
+        http: httpx.AsyncClient,
+        endpoint: int,
+        method: str,
+        path: str,
+        token: str,
+        **kwargs: Any,
     ) -> tuple[int, Any]:
         """The final status and, for a 200, the decoded body. Retried: 503 and 429 (after
         their Retry-After), other 5xx, network errors and timeouts; status -1: we gave up."""
@@ -483,7 +513,7 @@ class Client:
             started = time.perf_counter()
             wait: float | None = None
             try:
-                response = await self.http.request(method, path, headers=headers, **kwargs)
+                response = await http.request(method, path, headers=headers, **kwargs)
                 status = response.status_code
             except httpx.HTTPError as error:
                 status, response = NETWORK_ERROR, None
@@ -521,6 +551,7 @@ class Device:
     def __init__(self, spec: DeviceSpec, client: Client) -> None:
         self.spec = spec
         self.client = client
+        self.http = client.connection()
         self.rng = random.Random(spec.seed)
         self.copy: dict[tuple[str, str], dict[str, Any]] = {}
         self.cursor: str | None = None
@@ -548,7 +579,7 @@ class Device:
         self.sent += sent
         body = _encode({"client_id": self.spec.client_id, "ops": ops})
         status, answer = await self.client.call(
-            0, "POST", "/v1/sync/push", self.spec.token, content=body
+            self.http, 0, "POST", "/v1/sync/push", self.spec.token, content=body
         )
         if answer is None:
             if status != GAVE_UP:  # refused whole (4xx): nothing of it was written
@@ -574,7 +605,7 @@ class Device:
             if self.cursor:
                 params["since"] = self.cursor
             _, page = await self.client.call(
-                1, "GET", "/v1/sync/pull", self.spec.token, params=params
+                self.http, 1, "GET", "/v1/sync/pull", self.spec.token, params=params
             )
             if page is None:
                 return False
@@ -632,10 +663,10 @@ async def _run_worker(spec: WorkerSpec, barrier: Any) -> WorkerResult:
     for device, ok in zip(devices, caught_up, strict=True):
         user = device.spec.user
         if user not in truths:
-            truths[user] = await full_state(client.http, device.spec.token)
+            truths[user] = await full_state(device.http, device.spec.token)
         if not ok or device.copy != truths[user]:
             diverged.append(_difference(device, truths[user], ok))
-    await client.http.aclose()
+    await client.close()
     sent: dict[int, list[Sent]] = defaultdict(list)
     statuses: Counter[str] = Counter()
     for device in devices:
