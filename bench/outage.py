@@ -57,25 +57,20 @@ from load import (
 # -- taking the database away --------------------------------------------------------------
 
 
-def _cluster() -> list[str]:
+def _cluster(action: str, *options: str) -> list[str]:
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
-
-
-def _cluster_is_up() -> bool:
-    done = subprocess.run([*_cluster(), "status"], capture_output=True)
-    return done.returncode == 0
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", *options, version, "main", action]
 
 
 class StopCluster:
     """``pg_ctlcluster stop`` / ``start``: the whole local cluster goes away."""
 
     def down(self) -> None:
-        subprocess.run([*_cluster(), "stop", "-m", "fast"], check=True, capture_output=True)
+        subprocess.run(_cluster("stop", "--mode", "fast"), check=True, capture_output=True)
 
     def up(self) -> None:
-        if not _cluster_is_up():
-            subprocess.run([*_cluster(), "start"], check=True, capture_output=True)
+        if subprocess.run(_cluster("status"), capture_output=True).returncode != 0:
+            subprocess.run(_cluster("start"), check=True, capture_output=True)
 
 
 class Proxy:
