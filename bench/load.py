@@ -483,7 +483,9 @@ class Client:
         costs the generator more than the requests themselves."""
         http = httpx.AsyncClient(
             base_url=self.url,
-            limits=httpx.Limits(max_connections=1),
+            # Dropped by us before the server drops it (uvicorn: 5 s idle), or a request sent as
+            # the server closes the connection fails.
+            limits=httpx.Limits(max_connections=1, keepalive_expiry=4.0),
             timeout=self.timeout,
             verify=self.tls,
         )
