@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -181,7 +182,7 @@ def main() -> int:
         switch, server_url = StopCluster(), database_url
     target = start_server("postgres", args.workers, database_url=server_url)
     target.database_url = database_url  # the checks read the database directly
-    window: list[float] = []
+    marks = Marks()
     probe: ReadyProbe | None = None
 
     def outage(start_at: float) -> None:
@@ -189,15 +190,17 @@ def main() -> int:
         probe = ReadyProbe(target.url, start_at)
         threading.Thread(target=probe.run, daemon=True).start()
         time.sleep(max(0.0, start_at + args.at - time.time()))
-        window.append(time.time() - start_at)
+        marks.stop = time.time() - start_at
         try:
             switch.down()
-            print(f"database down at {window[0]:.1f} s", flush=True)
+            print(f"database stopped at {marks.stop:.1f} s", flush=True)
             time.sleep(args.outage)
         finally:
+            marks.start = time.time() - start_at
             switch.up()
-            window.append(time.time() - start_at)
-            print(f"database up again at {window[1]:.1f} s", flush=True)
+            marks.started = time.time() - start_at
+            print(f"database started at {marks.start:.1f} s (ready at {marks.started:.1f} s)",
+                  flush=True)  # fmt: skip
 
     try:
         outcome = run_load(target, **population_options(args), during=outage)
@@ -209,29 +212,43 @@ def main() -> int:
         with contextlib.suppress(Exception):
             drop()
 
-    rows = print_timeline(outcome.samples, window, probe.seen if probe else [])
+    rows = print_timeline(outcome.samples, marks, probe.seen if probe else [])
     print_figures(outcome.figures)
     statuses = Counter(outcome.samples.status)
-    verdict = verdict_of(statuses, rows, window, outcome.checks.ok)
+    verdict = verdict_of(statuses, rows, marks, outcome.checks.ok)
     print(verdict)
     if args.json:
         Path(args.json).write_text(
-            json.dumps({**outcome.figures, "window_s": window, "timeline": rows}, indent=2)
+            json.dumps({**outcome.figures, "marks_s": vars(marks), "timeline": rows}, indent=2)
         )
     return 0 if verdict.startswith("OUTAGE PASSED") else 1
 
 
+@dataclass
+class Marks:
+    """Seconds since the load began: the stop asked, the start asked, the start returned."""
+
+    stop: float = math.inf
+    start: float = math.inf
+    started: float = math.inf
+
+    def state(self, second: int) -> str:
+        """What the database was doing during (part of) this second."""
+        if second + 1 <= self.stop or second >= self.started:
+            return "up"
+        return "down" if second < self.start else "start"
+
+
 def print_timeline(
-    samples: object, window: list[float], ready: list[tuple[float, int]]
+    samples: object, marks: Marks, ready: list[tuple[float, int]]
 ) -> list[dict[str, object]]:
-    print(f"\n{'s':>3} {'db':4} {'req':>5} {'p50 ms':>8} {'max ms':>8} {'ready':>9}  statuses")
+    print(f"\n{'s':>3} {'db':5} {'req':>5} {'p50 ms':>8} {'max ms':>8} {'ready':>9}  statuses")
     rows = []
     for second, statuses, latencies in timeline(samples):  # type: ignore[arg-type]
-        down = len(window) == 2 and window[0] < second + 1 and second < window[1]
         readies = sorted({s for t, s in ready if second <= t < second + 1})
         row = {
             "second": second,
-            "database": "down" if down else "up",
+            "database": marks.state(second),
             "requests": sum(statuses.values()),
             "p50_ms": round(percentile(latencies, 50), 1),
             "max_ms": round(latencies[-1], 1),
@@ -240,14 +257,14 @@ def print_timeline(
         }
         rows.append(row)
         print(
-            f"{second:3d} {row['database']:4} {row['requests']:5d} {row['p50_ms']:8.1f} "
+            f"{second:3d} {row['database']:5} {row['requests']:5d} {row['p50_ms']:8.1f} "
             f"{row['max_ms']:8.1f} {','.join(map(str, readies)):>9}  {row['statuses']}"
         )
     return rows
 
 
 def verdict_of(
-    statuses: Counter[int], rows: list[dict[str, object]], window: list[float], checks_ok: bool
+    statuses: Counter[int], rows: list[dict[str, object]], marks: Marks, checks_ok: bool
 ) -> str:
     bad = {s: n for s, n in statuses.items() if s not in (200, 503)}
     recovered = next(
@@ -255,8 +272,7 @@ def verdict_of(
             row["second"]
             for row in rows
             if isinstance(row["second"], int)
-            and len(window) == 2
-            and row["second"] >= window[1]
+            and row["second"] >= marks.start
             and set(row["statuses"]) == {"200"}  # type: ignore[arg-type]
         ),
         None,
@@ -264,8 +280,8 @@ def verdict_of(
     lines = [
         f"statuses other than 200 and 503: {bad or 'none'}",
         f"503 answers: {statuses[503]}; requests given up: {statuses[GAVE_UP]}",
-        "first second with only 200s after the database came back: "
-        + (f"{recovered} (database up at {window[1]:.1f})" if recovered is not None else "never"),
+        f"first second with only 200s after the database was started again "
+        f"(at {marks.start:.1f} s, ready at {marks.started:.1f} s): {recovered}",
     ]
     passed = not bad and recovered is not None and checks_ok
     lines.append("OUTAGE PASSED" if passed else "OUTAGE FAILED")
