@@ -100,6 +100,10 @@ class Proxy:
         except OSError:
             writer.close()
             return
+        if self.server is None or not self.server.is_serving():  # cut while connecting
+            writer.transport.abort()
+            up_writer.transport.abort()
+            return
         self.writers |= {writer, up_writer}
 
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

@@ -234,6 +234,10 @@ class Proxy:
     def stop(self) -> None:
         with self.lock:
             if self.listener is not None:
+                # shutdown, not only close: a thread blocked in accept() on a closed socket
+                # would still take one more connection (which then outlives the outage).
+                with contextlib.suppress(OSError):
+                    self.listener.shutdown(socket.SHUT_RDWR)
                 self.listener.close()
                 self.listener = None
             for sock in self.sockets:
@@ -254,6 +258,10 @@ class Proxy:
                 downstream.close()
                 continue
             with self.lock:
+                if self.listener is not listener:  # cut while this one was being connected
+                    downstream.close()
+                    upstream.close()
+                    return
                 self.sockets += [downstream, upstream]
             for source, sink in ((downstream, upstream), (upstream, downstream)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
