@@ -117,12 +117,13 @@ def _preflight(settings: Settings) -> bool:
             file=sys.stderr,
         )
         return False
-    wanted = settings.workers * settings.pool_max_size
+    # Each process: its pool, and one connection listening for change notices.
+    wanted = settings.workers * (settings.pool_max_size + 1)
     if row is not None and wanted > int(row[0]):
         print(
-            f"sync-server: warning: {settings.workers} worker(s) x SYNC_POOL_MAX_SIZE="
-            f"{settings.pool_max_size} = {wanted} connections, but the database accepts "
-            f"{row[0]}; lower SYNC_POOL_MAX_SIZE or raise max_connections",
+            f"sync-server: warning: {settings.workers} worker(s) x (SYNC_POOL_MAX_SIZE="
+            f"{settings.pool_max_size} + 1 listener) = {wanted} connections, but the database "
+            f"accepts {row[0]}; lower SYNC_POOL_MAX_SIZE or raise max_connections",
             file=sys.stderr,
         )
     return True

@@ -56,8 +56,9 @@ class Settings(BaseSettings):
     live_max_wait: int = Field(default=60, ge=1, le=300, description="longest long poll, seconds")
 
     # PostgreSQL connection pool and worker threads, per server process: with N workers the
-    # database sees up to N x pool_max_size connections, which must fit in its max_connections
-    # (100 by default) with room for migrations, backups and psql (`serve` warns otherwise).
+    # database sees up to N x (pool_max_size + 1 listener) connections, which must fit in its
+    # max_connections (100 by default) with room for migrations, backups and psql (`serve`
+    # warns otherwise).
     # Every database call runs in a thread and holds a connection only while it runs; threads
     # beyond the pool wait for one (at most pool_timeout, then 503) while others do the
     # Python part of a request, so threads >= pool_max_size keeps the pool busy.
