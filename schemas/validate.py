@@ -51,6 +51,17 @@ def _validate(
     partial: bool,
     refused: Mapping[str, str],
 ) -> Clean | list[FieldError]:
+    if not partial and not refused:
+        # The common case, a valid payload, in one conversion; only an invalid one is checked
+        # field by field below, to report every problem with its path.
+        try:
+            whole = msgspec.convert(data, cls, strict=True, dec_hook=dec_hook)
+        except msgspec.ValidationError:
+            pass
+        else:
+            built = msgspec.to_builtins(whole, enc_hook=enc_hook)
+            assert isinstance(built, dict)
+            return built
     fields = _fields_of(cls)
     errors: list[FieldError] = []
     values: dict[str, Any] = {}
