@@ -39,6 +39,8 @@ log = logging.getLogger("event_store")
 # Namespaces (the first key) of the two-key advisory locks this product takes.
 LOCK_OWNER = 0x5359_0001
 LOCK_MIGRATE = 0x5359_0002
+# Every owner transaction holds this one shared; ``hold_appends`` takes it exclusively.
+LOCK_APPENDS = 0x5359_0003
 
 
 def lock_key(value: UUID) -> int:
@@ -64,6 +66,7 @@ class _PendingRow(msgspec.Struct, array_like=False):
     s: int
     d: dict[str, Any]
     m: EventMetadata
+    h: str
 
 
 _encode_rows = msgspec.json.Encoder().encode
@@ -74,6 +77,7 @@ class PostgresSql(Sql):
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self.connection = connection
+        self._streams = 0
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self.connection.execute(_pg(sql), params).rowcount  # type: ignore[arg-type]
@@ -94,6 +98,14 @@ class PostgresSql(Sql):
             for row in rows:
                 copy.write_row(row)
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        # A named (server-side) cursor: rows come over in batches of ``itersize``.
+        self._streams += 1
+        with self.connection.cursor(name=f"stream_{self._streams}") as cursor:
+            cursor.itersize = 2000
+            cursor.execute(_pg(sql), params)  # type: ignore[arg-type]
+            yield from cursor
+
     def script(self, sql: str) -> None:
         # No parameters: psycopg sends it as a simple query, several statements allowed.
         self.connection.execute(sql.encode())
@@ -104,15 +116,18 @@ class PostgresTransaction(Transaction):
 
     def _versions_cursor(self, streams: Sequence[StreamId]) -> psycopg.Cursor[Any]:
         # One text parameter: dumping hundreds of UUIDs as an array costs more than the query.
+        # The owner's chain head rides along on every row (an uncorrelated subquery, run once),
+        # so that the append needs no round trip of its own for it.
         wanted = ",".join(f"{s.type}/{s.id}" for s in streams)
         return self.sql.connection.execute(
             _pg(
                 "SELECT w.t, w.i, (SELECT max(version) FROM events e WHERE e.owner = ? "
-                "AND e.stream_type = w.t AND e.stream_id = w.i) FROM ("
+                "AND e.stream_type = w.t AND e.stream_id = w.i), "
+                "(SELECT hash FROM event_chains WHERE owner = ?) FROM ("
                 "SELECT split_part(x, '/', 1) AS t, split_part(x, '/', 2)::uuid AS i "
                 "FROM unnest(string_to_array(?, ',')) AS x) AS w"
             ),
-            [self.owner, wanted],
+            [self.owner, self.owner, wanted],
         )
 
     def _recall_cursor(self, keys: Sequence[str]) -> psycopg.Cursor[Any]:
@@ -122,45 +137,56 @@ class PostgresTransaction(Transaction):
         )
 
     def _current_versions(self, streams: Sequence[StreamId]) -> dict[StreamId, int]:
-        return {StreamId(t, i): v for t, i, v in self._versions_cursor(streams) if v is not None}
+        return {StreamId(t, i): v for t, i, v, _ in self._versions_cursor(streams) if v is not None}
+
+    def _chain_head(self) -> bytes | None:
+        row = self.sql.fetchone("SELECT hash FROM event_chains WHERE owner = ?", [self.owner])
+        return None if row is None else bytes(row[0])
 
     def _recall(self, keys: Sequence[str]) -> dict[str, bytes]:
         return {k: bytes(v) for k, v in self._recall_cursor(keys)}
 
     def _lookup(
         self, keys: Sequence[str], streams: Sequence[StreamId]
-    ) -> tuple[dict[str, bytes], dict[StreamId, int]]:
+    ) -> tuple[dict[str, bytes], dict[StreamId, int], bytes | None]:
         recall = self._recall_cursor(keys) if keys else None
         versions = self._versions_cursor(streams) if streams else None
         found = {k: bytes(v) for k, v in recall.fetchall()} if recall else {}
-        current = (
-            {StreamId(t, i): v for t, i, v in versions.fetchall() if v is not None}
-            if versions
-            else {}
-        )
-        return found, current
+        current: dict[StreamId, int] = {}
+        head: bytes | None = None
+        for t, i, v, h in versions.fetchall() if versions else []:
+            if v is not None:
+                current[StreamId(t, i)] = v
+            head = None if h is None else bytes(h)
+        return found, current, head
 
-    def _insert(self, events: list[tuple[NewEvent, int]]) -> tuple[list[int], int]:
+    def _insert(self, events: list[tuple[NewEvent, int, bytes]]) -> tuple[list[int], int]:
         # One JSON parameter for the whole batch: PostgreSQL parses it in C, where dumping
         # hundreds of values one by one would cost more than the insert. Positions come from
-        # the column default, taken row by row in the ORDER BY order, after every check.
+        # the column default, taken row by row in the ORDER BY order, after every check. The
+        # chain head moves in the same statement: no round trip of its own.
         document = _encode_rows(
             [
                 _PendingRow(o, e.stream.type, e.stream.id, v, e.type, e.schema_version, e.data,
-                            e.metadata)
-                for o, (e, v) in enumerate(events)
+                            e.metadata, h.hex())
+                for o, (e, v, h) in enumerate(events)
             ]
         )  # fmt: skip
         rows = self.sql.fetchall(
-            "INSERT INTO events (owner, stream_type, stream_id, version, type, schema_version, "
-            "data, metadata, recorded_at) "
-            "SELECT ?, r.t, r.i, r.v, r.y, r.s, r.d, r.m, ? FROM json_to_recordset(?::json) "
-            "AS r(o int, t text, i uuid, v int, y text, s smallint, d json, m json) "
-            "ORDER BY r.o RETURNING position, tx, stream_type, stream_id, version",
-            [self.owner, self.now, document.decode()],
+            "WITH written AS (INSERT INTO events (owner, stream_type, stream_id, version, type, "
+            "schema_version, data, metadata, recorded_at, hash) "
+            "SELECT ?, r.t, r.i, r.v, r.y, r.s, r.d, r.m, ?, decode(r.h, 'hex') "
+            "FROM json_to_recordset(?::json) "
+            "AS r(o int, t text, i uuid, v int, y text, s smallint, d json, m json, h text) "
+            "ORDER BY r.o RETURNING position, tx, stream_type, stream_id, version, hash), "
+            "head AS (INSERT INTO event_chains (owner, position, hash) "
+            "SELECT ?, position, hash FROM written ORDER BY position DESC LIMIT 1 "
+            "ON CONFLICT (owner) DO UPDATE SET position = excluded.position, hash = excluded.hash) "
+            "SELECT position, tx, stream_type, stream_id, version FROM written",
+            [self.owner, self.now, document.decode(), self.owner],
         )
         by_row = {(t, i, v): p for p, _, t, i, v in rows}
-        positions = [by_row[(e.stream.type, e.stream.id, v)] for e, v in events]
+        positions = [by_row[(e.stream.type, e.stream.id, v)] for e, v, _ in events]
         return positions, rows[0][1]
 
     def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None:
@@ -348,7 +374,10 @@ class PostgresStore(EventStore):
         with self._connection() as connection:
             with connection.transaction():
                 sql = PostgresSql(connection)
-                sql.execute("SELECT pg_advisory_xact_lock(?, ?)", [LOCK_OWNER, lock_key(owner)])
+                sql.execute(
+                    "SELECT pg_advisory_xact_lock_shared(?, 0), pg_advisory_xact_lock(?, ?)",
+                    [LOCK_APPENDS, LOCK_OWNER, lock_key(owner)],
+                )
                 tx = PostgresTransaction(sql, owner, self.registry)
                 yield tx
             notice = changes.committed(owner, tx.recorded)
@@ -366,10 +395,21 @@ class PostgresStore(EventStore):
             connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield PostgresSql(connection)
 
-    def _read_all_rows(self, sql: Sql, after: Checkpoint, limit: int) -> list[Row]:
-        return sql.fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE (tx, position) > (?, ?) "
+    def hold_appends(self, sql: Sql) -> None:
+        # Owner transactions take LOCK_APPENDS shared before their owner lock: this waits for
+        # those in flight, and queues new ones behind it until the caller's transaction ends.
+        sql.execute("SELECT pg_advisory_xact_lock(?, 0)", [LOCK_APPENDS])
+
+    def _read_all_rows(
+        self, sql: Sql, after: Checkpoint, limit: int, *, settled_only: bool = True
+    ) -> list[Row]:
+        settled = (
             "AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint "
+            if settled_only
+            else ""
+        )
+        return sql.fetchall(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE (tx, position) > (?, ?) {settled}"
             "ORDER BY tx, position LIMIT ?",
             [after.tx, after.position, limit],
         )

@@ -21,7 +21,7 @@ from uuid import UUID
 
 import msgspec
 
-from . import changes
+from . import chain, changes
 from .errors import StoreUnavailable
 from .events import Checkpoint, NewEvent, StreamId
 from .store import EVENT_COLUMNS, EventStore, Row, Sql, Transaction
@@ -63,6 +63,10 @@ class SqliteSql(Sql):
     def script(self, sql: str) -> None:
         self.connection.executescript(sql)
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        # sqlite3 steps the statement as rows are asked for: nothing is fetched ahead.
+        yield from self.connection.execute(sql, params)
+
 
 class SqliteTransaction(Transaction):
     sql: SqliteSql
@@ -97,22 +101,27 @@ class SqliteTransaction(Transaction):
             found.update({k: bytes(v) for k, v in rows})
         return found
 
-    def _insert(self, events: list[tuple[NewEvent, int]]) -> tuple[list[int], int]:
+    def _chain_head(self) -> bytes | None:
+        row = self.sql.fetchone("SELECT hash FROM event_chains WHERE owner = ?", [self.owner])
+        return None if row is None else bytes(row[0])
+
+    def _insert(self, events: list[tuple[NewEvent, int, bytes]]) -> tuple[list[int], int]:
         # The single writer holds the database: max + 1 is free, and no rollback leaves a gap.
         row = self.sql.fetchone("SELECT coalesce(max(position), 0) FROM events")
         start = (row[0] if row else 0) + 1
         positions = list(range(start, start + len(events)))
         self.sql.executemany(
-            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO events ({EVENT_COLUMNS}, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (
                     position, start, self.owner, event.stream.type, event.stream.id, version,
                     event.type, event.schema_version, _encode(event.data), _encode(event.metadata),
-                    self.now,
+                    self.now, hash_,
                 )
-                for position, (event, version) in zip(positions, events, strict=True)
+                for position, (event, version, hash_) in zip(positions, events, strict=True)
             ],
         )  # fmt: skip
+        self.sql.execute(chain.UPSERT_HEAD, [self.owner, positions[-1], events[-1][2]])
         return positions, start
 
     def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None:
@@ -262,7 +271,12 @@ class SqliteStore(EventStore):
                 return self._connect()
         return self._readers.get()
 
-    def _read_all_rows(self, sql: Sql, after: Checkpoint, limit: int) -> list[Row]:
+    def hold_appends(self, sql: Sql) -> None:
+        """Nothing to do: a write transaction already holds the one writer."""
+
+    def _read_all_rows(
+        self, sql: Sql, after: Checkpoint, limit: int, *, settled_only: bool = True
+    ) -> list[Row]:
         # One writer at a time: commit order is position order, and tx == first position.
         return sql.fetchall(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",

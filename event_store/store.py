@@ -27,6 +27,11 @@ Two kinds of reader exist, and each gets the technique that costs it least:
 
 Positions are taken only after the expected versions have been checked, so a rejected append
 consumes none.
+
+Every append also extends its owner's hash chain (``chain.py``): the owner lock is held, so
+the head read at the start of the transaction is still the end of the chain when the events
+and the new head are written. On PostgreSQL each owner transaction also holds a shared "appends"
+lock, which ``hold_appends`` takes exclusively for the few moments a rebuild needs the log still.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from uuid import UUID
 
 import msgspec
 
+from . import chain
 from .changes import Deliver
 from .errors import ConcurrencyError, InvalidAppend
 from .events import (
@@ -88,6 +94,12 @@ class Sql(abc.ABC):
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = self.fetchall(sql, params)
         return rows[0] if rows else None
+
+    @abc.abstractmethod
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        """Rows of a query fetched a batch at a time (a server-side cursor on PostgreSQL), so
+        that walking the whole log takes constant memory. Inside a snapshot, every row comes
+        from that snapshot."""
 
 
 class AppendRequest(msgspec.Struct, frozen=True):
@@ -140,18 +152,24 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def _recall(self, keys: Sequence[str]) -> dict[str, bytes]: ...
 
+    @abc.abstractmethod
+    def _chain_head(self) -> bytes | None:
+        """The hash that ends this owner's chain (``event_chains``), None for a new owner."""
+
     def _lookup(
         self, keys: Sequence[str], streams: Sequence[StreamId]
-    ) -> tuple[dict[str, bytes], dict[StreamId, int]]:
-        """Both lookups an append starts with; a backend may send them in one round trip."""
+    ) -> tuple[dict[str, bytes], dict[StreamId, int], bytes | None]:
+        """The lookups an append starts with: keys, versions and the owner's chain head. A
+        backend may send them in fewer round trips."""
         recalled = self._recall(keys) if keys else {}
         versions = self._current_versions(streams) if streams else {}
-        return recalled, versions
+        return recalled, versions, self._chain_head() if streams else None
 
     @abc.abstractmethod
-    def _insert(self, events: list[tuple[NewEvent, int]]) -> tuple[list[int], int]:
-        """Insert ``(event, version)`` rows in order; positions are taken here, after every
-        check, and increase in row order. Return the positions and the ``tx`` id."""
+    def _insert(self, events: list[tuple[NewEvent, int, bytes]]) -> tuple[list[int], int]:
+        """Insert ``(event, version, hash)`` rows in order and move the owner's chain head to
+        the last one; positions are taken here, after every check, and increase in row order.
+        Return the positions and the ``tx`` id."""
 
     @abc.abstractmethod
     def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None: ...
@@ -204,7 +222,7 @@ class Transaction(abc.ABC):
             _validate(request)
         keys = list(dict.fromkeys(r.idempotency_key for r in requests if r.idempotency_key))
         streams = list(dict.fromkeys(e.stream for r in requests for e in r.events))
-        found, current = self._lookup(keys, streams)
+        found, current, head = self._lookup(keys, streams)
         recalled = {k: Recalled(k, v) for k, v in found.items()}
         versions = {s: current.get(s, 0) for s in streams}
 
@@ -236,7 +254,7 @@ class Transaction(abc.ABC):
             for _, request, event_versions in to_write
             for event, version in zip(request.events, event_versions, strict=True)
         ]
-        positions, tx = self._insert(pending) if pending else ([], 0)
+        positions, tx = self._insert(self._chained(pending, head)) if pending else ([], 0)
         remembered: list[tuple[UUID, str, bytes, datetime]] = []
         taken = iter(zip(positions, pending, strict=True))
         for index, request, _ in to_write:
@@ -261,6 +279,22 @@ class Transaction(abc.ABC):
             assert first_result is not None
             results[index] = msgspec.structs.replace(first_result, duplicate=True)
         return [r for r in results if r is not None]
+
+    def _chained(
+        self, pending: list[tuple[NewEvent, int]], head: bytes | None
+    ) -> list[tuple[NewEvent, int, bytes]]:
+        """Each row with its link in the owner's hash chain (``chain.py``). The owner lock is
+        held, so ``head`` is still the end of the chain."""
+        now = chain.instant(self.now)
+        contents = [
+            chain.Content(
+                self.owner, event.stream.type, event.stream.id, version, event.type,
+                event.schema_version, event.data, event.metadata, now,
+            )
+            for event, version in pending
+        ]  # fmt: skip
+        hashes = chain.chain(head or chain.GENESIS, contents)
+        return [(e, v, h) for (e, v), h in zip(pending, hashes, strict=True)]
 
     def _recorded(self, position: int, tx: int, event: NewEvent, version: int) -> RecordedEvent:
         return RecordedEvent(
@@ -369,7 +403,17 @@ class EventStore(abc.ABC):
         notices are being heard, and again whenever some may have been missed."""
 
     @abc.abstractmethod
-    def _read_all_rows(self, sql: Sql, after: Checkpoint, limit: int) -> list[Row]: ...
+    def hold_appends(self, sql: Sql) -> None:
+        """Wait for every owner transaction in flight to end, and keep new ones from starting
+        until ``sql``'s transaction ends: the log is then still, and every event in it final.
+
+        For the short last step of a rebuild (catch up, then swap). Readers are not held.
+        """
+
+    @abc.abstractmethod
+    def _read_all_rows(
+        self, sql: Sql, after: Checkpoint, limit: int, *, settled_only: bool = True
+    ) -> list[Row]: ...
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -428,13 +472,21 @@ class EventStore(abc.ABC):
 
     def read_all(self, after: Checkpoint = START, limit: int = 1000) -> Page:
         """The global feed after ``after``: every owner's events, gap-free, in feed order."""
+        with self.snapshot() as sql:
+            return self.read_feed(sql, after, limit)
+
+    def read_feed(
+        self, sql: Sql, after: Checkpoint, limit: int, *, appends_held: bool = False
+    ) -> Page:
+        """``read_all`` inside the caller's transaction ``sql``, so that what is read and what
+        is written with it commit together (catch-up projectors). ``appends_held``: the caller
+        holds ``hold_appends``, so no event can still appear below the page and the feed may
+        read up to the newest one."""
         if limit < 1:
             raise ValueError("limit must be >= 1")
-        with self.snapshot() as sql:
-            rows = self._read_all_rows(sql, after, limit)
+        rows = self._read_all_rows(sql, after, limit, settled_only=not appends_held)
         events = [decode_row(row, self.registry) for row in rows]
-        checkpoint = events[-1].checkpoint if events else after
-        return Page(events, checkpoint)
+        return Page(events, events[-1].checkpoint if events else after)
 
     def iter_all(self, after: Checkpoint = START, batch: int = 5000) -> Iterator[RecordedEvent]:
         """Every event after ``after`` in feed order, fetched a page at a time."""

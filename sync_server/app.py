@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Scope
 
-from event_store import StoreUnavailable, migrate
+from event_store import StoreUnavailable
 
 from . import cursors, metrics
 from .api_spec import Operation
@@ -31,7 +31,7 @@ from .problems import Problem, handle_problem, problem_response, request_id_of, 
 from .routes import auth as auth_routes
 from .routes import docs, entities, health, live, stats, sync
 from .routes import metrics as metrics_routes
-from .services import MIGRATIONS, Services, connect
+from .services import Services, connect, migrate_all
 from .settings import Settings
 
 log = logging.getLogger("sync_server")
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         own = services is None
         running = services or Services(settings, connect(settings))
         if own and settings.should_migrate_on_start:
-            applied = await anyio.to_thread.run_sync(migrate, running.store, MIGRATIONS)
+            applied = await anyio.to_thread.run_sync(migrate_all, running.store)
             for migration in applied:
                 log.info("migration applied", extra={"migration": migration.name})
         if "auth" not in running.extras:

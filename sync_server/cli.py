@@ -130,13 +130,11 @@ def _preflight(settings: Settings) -> bool:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from event_store import migrate
-
-    from .services import MIGRATIONS, connect
+    from .services import connect, migrate_all
 
     settings = _settings(args)
     with connect(settings) as store:
-        applied = migrate(store, MIGRATIONS)
+        applied = migrate_all(store)
     for migration in applied:
         print(f"applied {migration.component} {migration.version:04d}_{migration.name}")
     print(f"database {settings.display_database} is up to date ({len(applied)} applied)")
