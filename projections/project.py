@@ -9,7 +9,8 @@ it with the whole log. Same code, so the same rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Protocol
 from uuid import UUID
 
 from event_store import RecordedEvent, Sql
@@ -26,24 +27,51 @@ DEFINITION: Final = 1
 from the same events; the read tables are then rebuilt and clients told to ``reset``."""
 
 
+class RowIO(Protocol):
+    """Where ``project`` reads the rows it lacks and writes the rows it changed."""
+
+    def load(self, owner: UUID, keys: set[RowKey]) -> Mapping[RowKey, ReadRow]: ...
+
+    def save(self, owner: UUID, rows: Mapping[RowKey, ReadRow]) -> None: ...
+
+
+@dataclass(frozen=True)
+class TableIO:
+    """The read tables themselves (or, with a ``suffix``, their copies aside), in ``sql``'s
+    transaction."""
+
+    sql: Sql
+    suffix: str = ""
+
+    def load(self, owner: UUID, keys: set[RowKey]) -> Mapping[RowKey, ReadRow]:
+        return tables.load_rows(self.sql, owner, keys, suffix=self.suffix)
+
+    def save(self, owner: UUID, rows: Mapping[RowKey, ReadRow]) -> None:
+        tables.save_rows(self.sql, owner, rows, suffix=self.suffix)
+
+
 def project(
     sql: Sql,
     owner: UUID,
     events: Iterable[RecordedEvent],
     rows: MutableMapping[RowKey, ReadRow] | None = None,
     load: Loader | None = None,
+    *,
+    io: RowIO | None = None,
 ) -> dict[RowKey, ReadRow]:
     """Apply ``events`` (all of ``owner``, in log order) and save the rows they changed.
 
     ``rows`` may hold rows already loaded in this transaction (as they are in the database);
-    they are used instead of reading them again, and so are those ``load`` (by default a plain
-    read of the read tables) already knows. Returns the changed rows as saved.
+    they are used instead of reading them again, and so are those ``load`` (by default a read
+    through ``io``) already knows. ``io`` says where rows are loaded from and saved to: by
+    default the read tables, through ``sql``. Returns the changed rows as saved.
     """
     held: MutableMapping[RowKey, ReadRow] = {} if rows is None else rows
+    target = io or TableIO(sql)
     if load is None:
 
         def load(keys: set[RowKey]) -> Mapping[RowKey, ReadRow]:
-            return tables.load_rows(sql, owner, keys)
+            return target.load(owner, keys)
 
     changed: dict[RowKey, None] = {}
     for event in events:
@@ -53,7 +81,7 @@ def project(
         changed.update(dict.fromkeys(apply_event(held, event)))
     saved = {key: held[key] for key in changed}
     if saved:
-        tables.save_rows(sql, owner, saved)
+        target.save(owner, saved)
     return saved
 
 

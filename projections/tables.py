@@ -68,15 +68,30 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def load_rows(sql: Sql, owner: UUID, keys: Iterable[RowKey]) -> dict[RowKey, ReadRow]:
+OwnedKey = tuple[UUID, str, UUID]
+"""(owner, table, id): a row among every owner's."""
+
+
+def physical(table: str, suffix: str = "") -> str:
+    """The table that holds ``table``'s rows: itself, or a copy aside (``suffix``) that a
+    rebuild fills before it replaces the live rows (``rebuild.py``)."""
+    _check_table(table)
+    if suffix and not suffix.replace("_", "").isalnum():
+        raise ValueError(f"bad table suffix {suffix!r}")
+    return table + suffix
+
+
+def load_rows(
+    sql: Sql, owner: UUID, keys: Iterable[RowKey], *, suffix: str = ""
+) -> dict[RowKey, ReadRow]:
     """The rows that exist among ``keys`` (tombstones included): one query per table."""
     by_table: dict[str, list[UUID]] = {}
     for table, id_ in keys:
         by_table.setdefault(table, []).append(id_)
     found: dict[RowKey, ReadRow] = {}
     for table, ids in by_table.items():
-        _check_table(table)
-        for records in _select_by_ids(sql, owner, table, list(dict.fromkeys(ids))):
+        name = physical(table, suffix)
+        for records in _select_by_ids(sql, owner, name, list(dict.fromkeys(ids))):
             for record in records:
                 row = row_from(record)
                 found[(table, row.id)] = row
@@ -146,73 +161,96 @@ def _index_values(table: str, row: ReadRow) -> list[Any]:
     return values
 
 
-def save_rows(sql: Sql, owner: UUID, rows: Mapping[RowKey, ReadRow]) -> None:
+def load_many(sql: Sql, keys: Iterable[OwnedKey], *, suffix: str = "") -> dict[OwnedKey, ReadRow]:
+    """The rows that exist among ``keys`` of any owners: one query per table and chunk."""
+    by_table: dict[str, list[tuple[UUID, UUID]]] = {}
+    for owner, table, id_ in keys:
+        by_table.setdefault(table, []).append((owner, id_))
+    found: dict[OwnedKey, ReadRow] = {}
+    for table, pairs in by_table.items():
+        name = physical(table, suffix)
+        for chunk in _chunks(list(dict.fromkeys(pairs)), 400):
+            values = ",".join("(?, ?)" for _ in chunk)
+            query = (
+                f"WITH wanted (o, i) AS (VALUES {values}) SELECT t.owner, "
+                + ", ".join(f"t.{c}" for c in ROW_COLUMNS.split(", "))
+                + f" FROM {name} t JOIN wanted ON t.owner = wanted.o AND t.id = wanted.i"
+            )
+            if sql.backend == "postgres":
+                query = query.replace("VALUES (?, ?)", "VALUES (?::uuid, ?::uuid)", 1)
+            for record in sql.fetchall(query, [value for pair in chunk for value in pair]):
+                owner = record[0] if isinstance(record[0], UUID) else UUID(record[0])
+                row = row_from(record[1:])
+                found[(owner, table, row.id)] = row
+    return found
+
+
+def save_rows(sql: Sql, owner: UUID, rows: Mapping[RowKey, ReadRow], *, suffix: str = "") -> None:
     """Insert or replace ``rows``: one statement per table on PostgreSQL."""
-    by_table: dict[str, list[ReadRow]] = {}
-    for (table, _), row in rows.items():
-        by_table.setdefault(table, []).append(row)
+    save_many(sql, {(owner, table, id_): row for (table, id_), row in rows.items()}, suffix=suffix)
+
+
+def save_many(sql: Sql, rows: Mapping[OwnedKey, ReadRow], *, suffix: str = "") -> None:
+    """``save_rows`` for rows of any owners."""
+    by_table: dict[str, list[tuple[UUID, ReadRow]]] = {}
+    for (owner, table, _), row in rows.items():
+        by_table.setdefault(table, []).append((owner, row))
     for table, table_rows in by_table.items():
-        _check_table(table)
+        name = physical(table, suffix)
         if sql.backend == "postgres":
-            _save_postgres(sql, owner, table, table_rows)
+            _save_postgres(sql, table, name, table_rows)
         else:
-            _save_sqlite(sql, owner, table, table_rows)
+            _save_sqlite(sql, table, name, table_rows)
 
 
-def _upsert_columns(table: str) -> list[str]:
+def columns_of(table: str) -> list[str]:
+    """Every column of a read table, in the order rows are written."""
     return [
         "owner", "id", "version", "sync_pos", "created_at", "updated_at", "deleted_at",
         *INDEX_COLUMNS[table], "body", "hidden",
     ]  # fmt: skip
 
 
-def _save_sqlite(sql: Sql, owner: UUID, table: str, rows: list[ReadRow]) -> None:
-    columns = _upsert_columns(table)
+def _values(table: str, owner: UUID, row: ReadRow) -> list[Any]:
+    return [
+        owner, row.id, row.version, row.sync_pos, row.created_at, row.updated_at,
+        row.deleted_at, *_index_values(table, row), body_of(row).decode(),
+        _encoder.encode(row.hidden).decode(),
+    ]  # fmt: skip
+
+
+def _save_sqlite(sql: Sql, table: str, name: str, rows: list[tuple[UUID, ReadRow]]) -> None:
+    columns = columns_of(table)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
     sql.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))}) "
+        f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))}) "
         f"ON CONFLICT (owner, id) DO UPDATE SET {updates}",
-        [
-            [
-                owner, row.id, row.version, row.sync_pos, row.created_at, row.updated_at,
-                row.deleted_at, *_index_values(table, row), body_of(row).decode(),
-                _encoder.encode(row.hidden).decode(),
-            ]
-            for row in rows
-        ],
-    )  # fmt: skip
+        [_values(table, owner, row) for owner, row in rows],
+    )
 
 
 _PG_TYPES = {
-    "id": "uuid", "version": "int", "sync_pos": "bigint", "created_at": "timestamptz",
-    "updated_at": "timestamptz", "deleted_at": "timestamptz", "status": "text", "date": "text",
+    "owner": "uuid", "id": "uuid", "version": "int", "sync_pos": "bigint",
+    "created_at": "timestamptz", "updated_at": "timestamptz", "deleted_at": "timestamptz",
+    "status": "text", "date": "text",
     "show_id": "uuid", "sku": "text", "low_stock": "boolean", "body": "text", "hidden": "text",
 }  # fmt: skip
 
 
-def _save_postgres(sql: Sql, owner: UUID, table: str, rows: list[ReadRow]) -> None:
+def _save_postgres(sql: Sql, table: str, name: str, rows: list[tuple[UUID, ReadRow]]) -> None:
     # One JSON document for all rows: cheaper than a statement per row or array parameters.
-    columns = _upsert_columns(table)[1:]
-    document = _encoder.encode(
-        [
-            [
-                row.id, row.version, row.sync_pos, row.created_at, row.updated_at,
-                row.deleted_at, *_index_values(table, row), body_of(row).decode(),
-                _encoder.encode(row.hidden).decode(),
-            ]
-            for row in rows
-        ]
-    )  # fmt: skip
+    columns = columns_of(table)
+    document = _encoder.encode([_values(table, owner, row) for owner, row in rows])
     picks = ", ".join(
         f"(r->>{i})::{_PG_TYPES[c]}" if c != "body" and c != "hidden" else f"r->>{i}"
         for i, c in enumerate(columns)
     )
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
     sql.execute(
-        f"INSERT INTO {table} (owner, {', '.join(columns)}) "
-        f"SELECT ?, {picks} FROM json_array_elements(?::json) AS r "
+        f"INSERT INTO {name} ({', '.join(columns)}) "
+        f"SELECT {picks} FROM json_array_elements(?::json) AS r "
         f"ON CONFLICT (owner, id) DO UPDATE SET {updates}",
-        [owner, document.decode()],
+        [document.decode()],
     )
 
 

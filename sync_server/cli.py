@@ -10,8 +10,12 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from event_store import EventStore
 
 # prometheus_client's multiprocess directory (named here so that the CLI does not import it).
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -141,6 +145,40 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _store(args: argparse.Namespace) -> Iterator[EventStore]:
+    """The store the settings name, migrated (embedded mode) or checked to be up to date."""
+    from event_store import pending
+
+    from .services import MIGRATIONS, connect, migrate_all
+
+    settings = _settings(args)
+    with connect(settings) as store:
+        if settings.should_migrate_on_start:
+            migrate_all(store)
+        elif pending(store, MIGRATIONS):
+            raise _Refused("migrations are pending: run `sync-server migrate` first")
+        yield store
+
+
+class _Refused(Exception):
+    """The command cannot run as asked; its message says why (exit status 2)."""
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from . import log_tools
+
+    with _store(args) as store:
+        return log_tools.rebuild(store, args.tables, sys.stdout, sys.stderr)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import log_tools
+
+    with _store(args) as store:
+        return log_tools.verify(store, sys.stdout, sys.stderr)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, or SQLite)")
     parser.add_argument("--data-dir", help="where the embedded SQLite file lives (.sync-data)")
@@ -163,20 +201,39 @@ def build_parser() -> argparse.ArgumentParser:
     _common(migrate)
     migrate.set_defaults(run=cmd_migrate)
 
-    for extra in _EXTRA_COMMANDS:
-        extra(commands)
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="rebuild read tables from the log, aside, then swap (safe while serving)",
+        description="Rebuild read tables from the log into copies aside, then write the rows "
+        "that differ into the live tables under a short lock. Same sync positions as before: "
+        "clients keep their cursors unless rows changed (then they are told to reset).",
+    )
+    _common(rebuild)
+    rebuild.add_argument(
+        "tables", nargs="*", metavar="table", help="shows, costs, workouts, inventory (all)"
+    )
+    rebuild.set_defaults(run=cmd_rebuild)
+
+    verify = commands.add_parser(
+        "verify",
+        help="compare the read tables with the log and check the hash chains",
+        description="Rebuild every read table aside and print each difference with the live "
+        "one (table, owner, id, field, live value, replayed value); check every owner's hash "
+        "chain. Exit status 1 on any difference or broken link.",
+    )
+    _common(verify)
+    verify.set_defaults(run=cmd_verify)
     return parser
-
-
-# Other modules add their commands here (rebuild, verify, export, …) without this file
-# having to import them all at start.
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
-    return run(args)
+    try:
+        return run(args)
+    except _Refused as refused:
+        print(f"sync-server {args.command}: {refused}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

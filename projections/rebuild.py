@@ -1,0 +1,474 @@
+"""Rebuild and verify the four read tables from the log, while the server keeps running.
+
+How a rebuild stays invisible to pulls and loses no push
+--------------------------------------------------------
+1. **Aside.** Each read table gets an empty copy with the same columns and key
+   (``shows__aside_<id>``…), made for this run only.
+2. **Fill.** The global feed is read from the start a page at a time, and each page is projected
+   into the copies by ``project.project``, the very code a push runs inline, in a short
+   transaction of its own: pushes go on meanwhile (on SQLite they wait at most one page).
+   Rows carry the positions of the events that made them, so they get the same ``sync_pos`` as
+   the live rows.
+3. **Catch up, then swap, under a short lock.** One transaction takes ``hold_appends`` (it waits
+   for the owner transactions in flight and holds new ones at their start), projects what was
+   appended since the last page (every event is final now, so the feed is read to its end), and
+   then writes into the live tables only the rows that differ from the copies (insert, update,
+   delete), and drops the copies. It commits, and pushes resume: none was lost, since every
+   event committed before the lock is in the copies and none could commit during it.
+
+The swap writes rows in place rather than renaming tables because PostgreSQL's DDL is not MVCC
+safe: a pull whose REPEATABLE READ snapshot was taken just before a rename committed would read
+the renamed table with its old snapshot, and find rows missing. Rows written in place are
+ordinary MVCC writes: a pull sees the tables wholly before or wholly after the swap, never a
+half-built one. And when the live tables already equal the log, which is the usual case, the
+swap writes nothing.
+
+Clients keep their cursors when nothing changed. When rows did change (the live tables had
+drifted from the log) or the projector code changed (``project.DEFINITION``), the epoch moves
+on, so that every client is told to ``reset`` on its next pull: their copies hold the wrong
+rows, and with the same positions a cursor would never send them the right ones.
+
+``verify`` does steps 1 to 3 but compares instead of swapping, and writes nothing live. One rebuild
+or verify runs at a time (a lease on ``read_tables`` in ``projection_state``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+from uuid import UUID
+
+import msgspec
+
+from event_store import START, Checkpoint, EventStore, RecordedEvent, Sql
+
+from . import state, tables
+from .apply import keys_needed
+from .project import DEFINITION, READ_TABLES, project
+from .rows import ENTITIES, TABLES, ReadRow, RowKey
+
+PAGE: Final = 5000
+"""Events per fill transaction."""
+CACHE_ROWS: Final = 200_000
+"""Rows kept in memory between pages; beyond, the cache is dropped (rows are read again)."""
+
+NEEDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "shows": ("shows", "costs"),
+    "costs": ("costs",),
+    "workouts": ("workouts",),
+    "inventory": ("inventory",),
+}
+"""What must be built to rebuild a table: a show's totals follow its costs' events, and a cost
+event needs the cost row to know which show it leaves."""
+
+ASIDE: Final = "__aside_"
+
+Progress = Callable[[int, int], None]
+"""Called with (events done, events in the log when the run started) after every page."""
+
+OwnedKey = tables.OwnedKey
+
+
+class RebuildError(Exception):
+    """The request cannot be carried out (an unknown table, …); nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    tables: list[str]
+    events: int
+    """Events projected."""
+    changed: int
+    """Live rows inserted, updated or deleted by the swap (0 when live equalled the log)."""
+    epoch: int
+    reset: bool
+    """Whether the epoch moved on (clients will be told to reset)."""
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One field of one row where the live tables and the log disagree."""
+
+    table: str
+    owner: UUID
+    id: UUID
+    field: str
+    live: Any
+    replayed: Any
+
+
+# -- the copies aside ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Aside:
+    """Copies of some read tables, for one run."""
+
+    tables: tuple[str, ...]
+    suffix: str
+
+    @classmethod
+    def new(cls, names: Iterable[str]) -> Aside:
+        return cls(tuple(names), f"{ASIDE}{uuid.uuid4().hex[:8]}")
+
+    def name(self, table: str) -> str:
+        return tables.physical(table, self.suffix)
+
+    def create(self, sql: Sql) -> None:
+        for table in self.tables:
+            name = self.name(table)
+            if sql.backend == "postgres":
+                # Unlogged: a copy that a crash loses is simply built again.
+                sql.execute(f"CREATE UNLOGGED TABLE {name} (LIKE {table} INCLUDING DEFAULTS)")
+                sql.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (owner, id)")
+            else:
+                row = sql.fetchone(
+                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+                )
+                if row is None:
+                    raise RebuildError(f"no table {table}: run sync-server migrate")
+                ddl, count = re.subn(
+                    rf'^CREATE TABLE\s+"?{table}"?\s*\(', f"CREATE TABLE {name} (", row[0]
+                )
+                if count != 1:
+                    raise RebuildError(f"cannot read the definition of {table}")
+                sql.execute(ddl)
+
+    def drop(self, sql: Sql) -> None:
+        for table in self.tables:
+            sql.execute(f"DROP TABLE IF EXISTS {self.name(table)}")
+
+
+def drop_leftovers(sql: Sql) -> list[str]:
+    """Drop copies left by runs that died (call only while holding the lease)."""
+    pattern = f"%{ASIDE.replace('_', '!_')}%"
+    if sql.backend == "postgres":
+        query = (
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename LIKE ? ESCAPE '!'"
+        )
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? ESCAPE '!'"
+    names = [str(row[0]) for row in sql.fetchall(query, [pattern])]
+    for name in names:
+        sql.execute(f"DROP TABLE IF EXISTS {name}")
+    return names
+
+
+# -- projecting pages into the copies --------------------------------------------------------
+
+
+class Replay:
+    """Projects pages of the feed (many owners) into the copies aside.
+
+    ``project`` runs once per owner of a page; as its ``RowIO`` this class serves rows from a
+    cache filled for the whole page at once (one query per table and round), remembers which
+    keys have no row (so that a creation costs no query), and writes every row a page changed
+    in one statement per table at the end of the page.
+    """
+
+    def __init__(self, aside: Aside) -> None:
+        self.suffix = aside.suffix
+        self.entities = frozenset(ENTITIES[table] for table in aside.tables)
+        self.rows: dict[UUID, dict[RowKey, ReadRow]] = {}
+        self.absent: set[OwnedKey] = set()
+        self.dirty: dict[OwnedKey, None] = {}
+        self.events = 0
+        self._sql: Sql | None = None
+
+    def apply(self, sql: Sql, events: Sequence[RecordedEvent]) -> None:
+        self._sql = sql
+        wanted = [event for event in events if event.stream.type in self.entities]
+        by_owner: dict[UUID, list[RecordedEvent]] = {}
+        for event in wanted:
+            by_owner.setdefault(event.owner, []).append(event)
+        self._prefetch(sql, wanted)
+        for owner, owned in by_owner.items():
+            project(sql, owner, owned, self.rows.setdefault(owner, {}), io=self)
+        if self.dirty:
+            rows = {key: self.rows[key[0]][(key[1], key[2])] for key in self.dirty}
+            tables.save_many(sql, rows, suffix=self.suffix)
+            self.dirty.clear()
+        if sum(len(held) for held in self.rows.values()) > CACHE_ROWS:
+            self.rows.clear()
+            self.absent.clear()
+        self.events += len(events)
+
+    def _prefetch(self, sql: Sql, events: Sequence[RecordedEvent]) -> None:
+        # One round: what the loaded rows point to in turn (the show a cost was on) is nearly
+        # always held already, and ``load`` fetches the rest.
+        wanted: set[OwnedKey] = set()
+        for event in events:
+            held = self.rows.get(event.owner, {})
+            for table, id_ in keys_needed(event, held):
+                if (table, id_) not in held:
+                    wanted.add((event.owner, table, id_))
+        wanted -= self.absent
+        if not wanted:
+            return
+        found = tables.load_many(sql, wanted, suffix=self.suffix)
+        for key in wanted:
+            row = found.get(key)
+            if row is None:
+                self.absent.add(key)
+            else:
+                self.rows.setdefault(key[0], {})[(key[1], key[2])] = row
+
+    # RowIO, for what the prefetch did not foresee:
+    def load(self, owner: UUID, keys: set[RowKey]) -> Mapping[RowKey, ReadRow]:
+        assert self._sql is not None
+        wanted = {key for key in keys if (owner, *key) not in self.absent}
+        found = tables.load_rows(self._sql, owner, wanted, suffix=self.suffix) if wanted else {}
+        self.absent.update((owner, *key) for key in wanted - found.keys())
+        return found
+
+    def save(self, owner: UUID, rows: Mapping[RowKey, ReadRow]) -> None:
+        self.dirty.update(dict.fromkeys((owner, table, id_) for table, id_ in rows))
+
+
+def fill(
+    store: EventStore,
+    replay: Replay,
+    lease: state.Lease,
+    after: Checkpoint = START,
+    progress: Progress | None = None,
+    total: int = 0,
+) -> Checkpoint:
+    """Project the feed after ``after`` into the copies, a page per transaction, until a page
+    comes back short; return where it stopped."""
+    checkpoint = after
+    while True:
+        page = store.read_all(checkpoint, PAGE)
+        if page.events:
+            with store.sql() as sql:
+                lease.renew(sql)
+                replay.apply(sql, page.events)
+            checkpoint = page.checkpoint
+            if progress is not None:
+                progress(replay.events, total)
+        if len(page.events) < PAGE:
+            return checkpoint
+
+
+def _catch_up_held(
+    store: EventStore, sql: Sql, replay: Replay, after: Checkpoint, progress: Progress | None,
+    total: int,
+) -> None:  # fmt: skip
+    """Inside the locked transaction: project every event after ``after``."""
+    store.hold_appends(sql)
+    checkpoint = after
+    while True:
+        page = store.read_feed(sql, checkpoint, PAGE, appends_held=True)
+        if page.events:
+            replay.apply(sql, page.events)
+            checkpoint = page.checkpoint
+        if len(page.events) < PAGE:
+            break
+    if progress is not None:
+        progress(replay.events, total)
+
+
+# -- comparing and swapping -------------------------------------------------------------------
+
+
+def _same(sql: Sql, table: str, left: str, right: str) -> str:
+    """SQL: row ``left`` equals row ``right`` in every column (nulls equal). The key is
+    compared with ``=`` (it is never null), so that the planner joins on it."""
+    op = "IS NOT DISTINCT FROM" if sql.backend == "postgres" else "IS"
+    columns = tables.columns_of(table)
+    key = [f"{left}.{c} = {right}.{c}" for c in columns[:2]]
+    rest = [f"{left}.{c} {op} {right}.{c}" for c in columns[2:]]
+    return " AND ".join(key + rest)
+
+
+def merge(sql: Sql, table: str, aside: str) -> int:
+    """Make the live ``table`` equal its copy ``aside``, writing only the rows that differ;
+    return how many rows were inserted, updated or deleted."""
+    columns = tables.columns_of(table)
+    names = ", ".join(columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
+    changed = sql.execute(
+        f"INSERT INTO {table} ({names}) SELECT {', '.join(f'a.{c}' for c in columns)} "
+        f"FROM {aside} a WHERE NOT EXISTS (SELECT 1 FROM {table} l "
+        f"WHERE {_same(sql, table, 'l', 'a')}) "
+        f"ON CONFLICT (owner, id) DO UPDATE SET {updates}"
+    )
+    changed += sql.execute(
+        f"DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM {aside} a "
+        f"WHERE a.owner = {table}.owner AND a.id = {table}.id)"
+    )
+    return max(changed, 0)
+
+
+def compare(sql: Sql, table: str, aside: str) -> list[Difference]:
+    """Every field where the live ``table`` and its copy ``aside`` disagree."""
+    columns = tables.columns_of(table)
+    picks = ", ".join(columns)
+    records = sql.fetchall(
+        f"SELECT 'live', {picks} FROM {table} l WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {aside} a WHERE {_same(sql, table, 'l', 'a')}) "
+        f"UNION ALL SELECT 'replayed', {picks} FROM {aside} a WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {table} l WHERE {_same(sql, table, 'l', 'a')})"
+    )
+    sides: dict[tuple[UUID, UUID], dict[str, dict[str, Any]]] = {}
+    for side, *values in records:
+        row = dict(zip(columns, values, strict=True))
+        key = (_uuid(row["owner"]), _uuid(row["id"]))
+        sides.setdefault(key, {})[side] = row
+    found: list[Difference] = []
+    for (owner, id_), pair in sorted(
+        sides.items(), key=lambda item: (str(item[0][0]), str(item[0][1]))
+    ):
+        found += row_differences(table, owner, id_, pair.get("live"), pair.get("replayed"))
+    return found
+
+
+_decode = msgspec.json.decode
+
+
+def row_differences(
+    table: str,
+    owner: UUID,
+    id_: UUID,
+    live: Mapping[str, Any] | None,
+    replayed: Mapping[str, Any] | None,
+) -> list[Difference]:
+    """Field by field: the columns, then each key of the public JSON (``data.<key>``) and of
+    the projector's private state (``hidden.<key>``). A row only one side has is one
+    difference on ``(row)``."""
+    if live is None or replayed is None:
+        return [
+            Difference(
+                table, owner, id_, "(row)",
+                "absent" if live is None else "present",
+                "absent" if replayed is None else "present",
+            )
+        ]  # fmt: skip
+    found = []
+    for column in tables.columns_of(table)[2:]:
+        if column in ("body", "hidden"):
+            prefix = "data" if column == "body" else "hidden"
+            left, right = _json_of(live[column]), _json_of(replayed[column])
+            for key in dict.fromkeys([*left, *right]):
+                if left.get(key, _MISSING) != right.get(key, _MISSING):
+                    found.append(
+                        Difference(
+                            table, owner, id_, f"{prefix}.{key}",
+                            left.get(key, "(absent)"), right.get(key, "(absent)"),
+                        )
+                    )  # fmt: skip
+        elif live[column] != replayed[column]:
+            found.append(Difference(table, owner, id_, column, live[column], replayed[column]))
+    return found
+
+
+_MISSING = object()
+
+
+def _json_of(text: Any) -> dict[str, Any]:
+    try:
+        decoded = _decode(text)
+    except (msgspec.DecodeError, TypeError):
+        return {"(unreadable)": text}
+    return decoded if isinstance(decoded, dict) else {"(not an object)": decoded}
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+# -- the two jobs -------------------------------------------------------------------------------
+
+
+def _tables(requested: Iterable[str] | None) -> list[str]:
+    names = list(dict.fromkeys(requested or TABLES.values()))
+    unknown = [name for name in names if name not in NEEDS]
+    if unknown:
+        raise RebuildError(
+            f"unknown read table {unknown[0]!r}; the read tables are {', '.join(NEEDS)}"
+        )
+    return names
+
+
+def _built(names: Iterable[str]) -> tuple[str, ...]:
+    needed = {table for name in names for table in NEEDS[name]}
+    return tuple(table for table in TABLES.values() if table in needed)
+
+
+T = TypeVar("T")
+
+
+def _run_aside(
+    store: EventStore,
+    aside: Aside,
+    finish: Callable[[Sql], T],
+    progress: Progress | None,
+    holder: str | None,
+) -> tuple[T, int]:
+    """Steps 1 to 3 of the module doc: build ``aside``, then, in the locked transaction, catch it
+    up and call ``finish`` with that transaction. Returns what ``finish`` returned and the
+    number of events projected. The copies are dropped whatever happens."""
+    with state.Lease(store, READ_TABLES, holder or state.holder_id()) as lease:
+        total = store.count_events()
+        replay = Replay(aside)
+        with store.sql() as sql:
+            drop_leftovers(sql)
+            aside.create(sql)
+        try:
+            checkpoint = fill(store, replay, lease, START, progress, total)
+            with store.sql() as sql:
+                lease.renew(sql)
+                _catch_up_held(store, sql, replay, checkpoint, progress, total)
+                result = finish(sql)
+                aside.drop(sql)
+        except BaseException:
+            with store.sql() as sql:
+                aside.drop(sql)
+            raise
+    return result, replay.events
+
+
+def rebuild(
+    store: EventStore,
+    requested: Iterable[str] | None = None,
+    *,
+    progress: Progress | None = None,
+    holder: str | None = None,
+) -> Rebuilt:
+    """Rebuild ``requested`` read tables (all by default) from the log; see the module doc."""
+    names = _tables(requested)
+    with store.snapshot() as sql:
+        current = state.read(sql, READ_TABLES)
+    if current is None:
+        raise RebuildError("no projection state: run sync-server migrate")
+    if current.definition != DEFINITION:
+        names = list(TABLES.values())  # every table is built under the new definition
+    aside = Aside.new(_built(names))
+
+    def swap(sql: Sql) -> tuple[int, int, bool]:
+        changed = sum(merge(sql, name, aside.name(name)) for name in names)
+        latest = state.read(sql, READ_TABLES)
+        assert latest is not None
+        reset = bool(changed) or latest.definition != DEFINITION
+        epoch = state.new_epoch(sql, READ_TABLES, DEFINITION) if reset else latest.epoch
+        return changed, epoch, reset
+
+    (changed, epoch, reset), events = _run_aside(store, aside, swap, progress, holder)
+    return Rebuilt(names, events, changed, epoch, reset)
+
+
+def verify(
+    store: EventStore, *, progress: Progress | None = None, holder: str | None = None
+) -> list[Difference]:
+    """Rebuild every read table aside and compare it with the live one; nothing live is
+    written. Every difference, table by table."""
+    aside = Aside.new(TABLES.values())
+
+    def differences(sql: Sql) -> list[Difference]:
+        return [found for table in aside.tables for found in compare(sql, table, aside.name(table))]
+
+    found, _ = _run_aside(store, aside, differences, progress, holder)
+    return found
