@@ -172,6 +172,7 @@ class Replay:
 
     def __init__(self, aside: Aside) -> None:
         self.suffix = aside.suffix
+        self.tables = frozenset(aside.tables)
         self.entities = frozenset(ENTITIES[table] for table in aside.tables)
         self.rows: dict[UUID, dict[RowKey, ReadRow]] = {}
         self.absent: set[OwnedKey] = set()
@@ -204,7 +205,7 @@ class Replay:
         for event in events:
             held = self.rows.get(event.owner, {})
             for table, id_ in keys_needed(event, held):
-                if (table, id_) not in held:
+                if (table, id_) not in held and table in self.tables:
                     wanted.add((event.owner, table, id_))
         wanted -= self.absent
         if not wanted:
@@ -220,7 +221,8 @@ class Replay:
     # RowIO, for what the prefetch did not foresee:
     def load(self, owner: UUID, keys: set[RowKey]) -> Mapping[RowKey, ReadRow]:
         assert self._sql is not None
-        wanted = {key for key in keys if (owner, *key) not in self.absent}
+        # A table not being built is not there: a cost event leaves an absent show alone.
+        wanted = {key for key in keys if key[0] in self.tables and (owner, *key) not in self.absent}
         found = tables.load_rows(self._sql, owner, wanted, suffix=self.suffix) if wanted else {}
         self.absent.update((owner, *key) for key in wanted - found.keys())
         return found
@@ -253,10 +255,7 @@ def fill(
             return checkpoint
 
 
-def _catch_up_held(
-    store: EventStore, sql: Sql, replay: Replay, after: Checkpoint, progress: Progress | None,
-    total: int,
-) -> None:  # fmt: skip
+def _catch_up_held(store: EventStore, sql: Sql, replay: Replay, after: Checkpoint) -> None:
     """Inside the locked transaction: project every event after ``after``."""
     store.hold_appends(sql)
     checkpoint = after
@@ -266,9 +265,7 @@ def _catch_up_held(
             replay.apply(sql, page.events)
             checkpoint = page.checkpoint
         if len(page.events) < PAGE:
-            break
-    if progress is not None:
-        progress(replay.events, total)
+            return
 
 
 # -- comparing and swapping -------------------------------------------------------------------
@@ -421,9 +418,11 @@ def _run_aside(
             checkpoint = fill(store, replay, lease, START, progress, total)
             with store.sql() as sql:
                 lease.renew(sql)
-                _catch_up_held(store, sql, replay, checkpoint, progress, total)
+                _catch_up_held(store, sql, replay, checkpoint)
                 result = finish(sql)
                 aside.drop(sql)
+            if progress is not None:  # never called under the lock: it may take its time
+                progress(replay.events, total)
         except BaseException:
             with store.sql() as sql:
                 aside.drop(sql)

@@ -1,0 +1,230 @@
+"""Rebuild and verify of the read tables (PROTOCOL.md, "Audit and replay"), on both backends.
+
+(a) after any history of pushes, verify finds nothing and a rebuild changes no row, no sync
+    position and no epoch (DESIGN.md invariant 6); (b) verify names every hand-edited field,
+    missing and extra row, and a rebuild puts them back with a new epoch, so old cursors reset;
+(c) a rebuild while pushes commit loses none of them; (d) the CLI's output and exit status.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from domain_harness import op, show_data
+from histories import BATCHING, History, live_rows, play
+from hypothesis import HealthCheck, given, settings
+from op_strategies import PRELUDE, STEPS, Step
+
+from event_store import EventStore
+from projections import rebuild, state, tables
+from projections.project import READ_TABLES, epoch
+from sync_server import cli, cursors
+from sync_server.pull import Since, pull
+
+HISTORIES = settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@pytest.fixture
+def stores(store: EventStore) -> Iterator[EventStore]:
+    yield store
+
+
+def everything(store: EventStore) -> dict[Any, Any]:
+    with store.snapshot() as sql:
+        return tables.load_all(sql)
+
+
+def current_epoch(store: EventStore) -> int:
+    with store.snapshot() as sql:
+        return epoch(sql)
+
+
+@HISTORIES
+@given(steps=STEPS, batching=BATCHING)
+def test_after_any_history_verify_finds_nothing_and_rebuild_changes_nothing(
+    stores: EventStore, steps: list[Step], batching: tuple[list[int], list[bool]]
+) -> None:
+    store = stores
+    play(store, steps, *batching)
+    before, epoch_before = everything(store), current_epoch(store)
+    assert rebuild.verify(store) == []
+    done = rebuild.rebuild(store)
+    assert (done.changed, done.reset) == (0, False)
+    assert everything(store) == before  # same rows, same versions, same sync positions
+    assert current_epoch(store) == epoch_before
+
+
+def a_history(store: EventStore) -> History:
+    history = History(store)
+    assert history.push(list(PRELUDE)) == ["applied"] * len(PRELUDE)
+    return history
+
+
+def test_verify_names_every_hand_edited_field_and_rebuild_restores_it(store: EventStore) -> None:
+    history = a_history(store)
+    owner = history.owner
+    before = live_rows(store, owner)
+    show_key = next(key for key in before if key[0] == "shows")
+    cost_key = next(key for key in before if key[0] == "costs")
+    stray = uuid.uuid4()
+    with store.sql() as sql:
+        sql.execute(
+            'UPDATE shows SET body = replace(body, \'"city":"Oslo"\', \'"city":"Bergen"\'), '
+            "sync_pos = sync_pos + 100 WHERE owner = ? AND id = ?",
+            [owner, show_key[1]],
+        )
+        sql.execute("DELETE FROM costs WHERE owner = ? AND id = ?", [owner, cost_key[1]])
+        sql.execute(
+            "INSERT INTO workouts (owner, id, version, sync_pos, created_at, updated_at, body, "
+            "hidden) SELECT owner, ?, version, sync_pos, created_at, updated_at, body, hidden "
+            "FROM workouts WHERE owner = ?",
+            [stray, owner],
+        )
+
+    found = {(d.table, d.owner, d.id, d.field): (d.live, d.replayed) for d in rebuild.verify(store)}
+    show_sync = before[show_key].sync_pos
+    assert found == {
+        ("shows", owner, show_key[1], "data.city"): ("Bergen", "Oslo"),
+        ("shows", owner, show_key[1], "sync_pos"): (show_sync + 100, show_sync),
+        ("costs", owner, cost_key[1], "(row)"): ("absent", "present"),
+        ("workouts", owner, stray, "(row)"): ("present", "absent"),
+    }
+
+    old_cursor = history.cursors[-1]
+    done = rebuild.rebuild(store)
+    assert (done.changed, done.reset) == (3, True)
+    assert live_rows(store, owner) == before
+    assert rebuild.verify(store) == []
+    # The client's copy holds the edited rows: its cursor now gets a reset.
+    key = cursors.derive_key("test")
+    page = pull(store, key, owner, Since(cursor=old_cursor), 100)
+    assert page.reset is True
+
+
+def test_rebuilding_one_table_leaves_the_others_as_they_are(store: EventStore) -> None:
+    owner = a_history(store).owner
+    with store.sql() as sql:
+        sql.execute("UPDATE shows SET status = 'edited' WHERE owner = ?", [owner])
+        sql.execute("UPDATE inventory SET sku = 'edited' WHERE owner = ?", [owner])
+    done = rebuild.rebuild(store, ["shows"])
+    assert done.tables == ["shows"] and done.changed == 2
+    assert {(d.table, d.field) for d in rebuild.verify(store)} == {("inventory", "sku")}
+    with pytest.raises(rebuild.RebuildError, match="unknown read table 'shoes'"):
+        rebuild.rebuild(store, ["shoes"])
+
+
+def test_a_changed_definition_rebuilds_every_table_under_a_new_epoch(store: EventStore) -> None:
+    a_history(store)
+    with store.sql() as sql:
+        sql.execute("UPDATE projection_state SET definition = 0 WHERE name = ?", [READ_TABLES])
+    before, epoch_before = everything(store), current_epoch(store)
+    done = rebuild.rebuild(store, ["costs"])
+    assert done.tables == list(tables.TABLES.values())
+    assert done.reset and current_epoch(store) == epoch_before + 1
+    assert everything(store) == before
+    with store.snapshot() as sql:
+        projection = state.read(sql, READ_TABLES)
+    assert projection is not None and projection.definition >= 1
+
+
+def test_one_rebuild_at_a_time(store: EventStore) -> None:
+    with state.Lease(store, READ_TABLES, "someone else"), pytest.raises(state.LeaseHeld):
+        rebuild.verify(store)
+    assert rebuild.verify(store) == []  # released
+
+
+def test_pushes_between_the_fill_and_the_swap_are_caught_up(store: EventStore) -> None:
+    history = a_history(store)
+    during: list[uuid.UUID] = []
+
+    def push_meanwhile(done: int, total: int) -> None:
+        # Called after the fill's last page, before the locked catch-up and swap.
+        the_op = op("show", uuid.uuid4(), "create", show_data())
+        assert history.push([the_op]) == ["applied"]
+        during.append(the_op.id)
+
+    done = rebuild.rebuild(store, progress=push_meanwhile)
+    assert during and (done.changed, done.reset) == (0, False)
+    assert all(("shows", show_id) in live_rows(store, history.owner) for show_id in during)
+    assert rebuild.verify(store) == []
+
+
+def test_a_rebuild_while_pushes_commit_loses_none_of_them(store: EventStore) -> None:
+    owners = [a_history(store) for _ in range(3)]
+    stop = threading.Event()
+    pushed: list[tuple[History, uuid.UUID]] = []
+    errors: list[BaseException] = []
+
+    def pusher(history: History) -> None:
+        try:
+            while not stop.is_set():
+                the_op = op("show", uuid.uuid4(), "create", show_data())
+                assert history.push([the_op]) == ["applied"]
+                pushed.append((history, the_op.id))
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=pusher, args=(h,)) for h in owners]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(3):
+            done = rebuild.rebuild(store)
+            assert (done.changed, done.reset) == (0, False)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not errors, errors
+    assert len(pushed) > 0
+    for history, show_id in pushed:
+        assert ("shows", show_id) in live_rows(store, history.owner)
+    assert rebuild.verify(store) == []
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(database: Any, store: EventStore, monkeypatch: pytest.MonkeyPatch) -> EventStore:
+    """The CLI pointed at ``store``'s database (the env it sets is restored afterwards)."""
+    for name, value in database.env().items():
+        monkeypatch.setenv(name, value)
+    if not database.url:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+    return store
+
+
+def run_cli(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_cli_verify_and_rebuild(cli_env: EventStore, capsys: pytest.CaptureFixture[str]) -> None:
+    store = cli_env
+    owner = a_history(store).owner
+    status, out, _ = run_cli("verify", capsys=capsys)
+    assert status == 0 and "verify: OK" in out
+
+    with store.sql() as sql:
+        sql.execute("UPDATE costs SET body = replace(body, '\"80.00\"', '\"81.00\"')")
+    status, out, _ = run_cli("verify", capsys=capsys)
+    assert status == 1 and "verify: FAILED" in out
+    cost_id = next(key[1] for key in live_rows(store, owner) if key[0] == "costs")
+    assert f'costs\t{owner}\t{cost_id}\tdata.amount\t"81.00"\t"80.00"' in out
+
+    status, out, _ = run_cli("rebuild", "costs", capsys=capsys)
+    assert status == 0 and "1 rows changed" in out and "clients will reset" in out
+    assert run_cli("verify", capsys=capsys)[0] == 0
+
+    status, _, err = run_cli("rebuild", "nope", capsys=capsys)
+    assert status == 2 and "unknown read table 'nope'" in err
