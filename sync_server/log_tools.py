@@ -6,11 +6,11 @@ argument parsing is in ``cli.py``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import msgspec
 
-from event_store import EventStore
+from event_store import EventStore, Sql, transfer
 from event_store.integrity import verify_chains
 from projections import rebuild as rebuilding
 from projections.state import LeaseHeld
@@ -79,3 +79,45 @@ def verify(store: EventStore, out: TextIO, err: TextIO) -> int:
         return FAILED
     out.write("verify: OK: the read tables equal the log, and every hash chain holds\n")
     return OK
+
+
+def _epochs(sql: Sql) -> dict[str, Any]:
+    rows = sql.fetchall("SELECT name, epoch FROM projection_state")
+    return {"epochs": {str(name): int(epoch) for name, epoch in rows}}
+
+
+def _after_restore(sql: Sql, counts: transfer.Counts) -> None:
+    """A restored log gets epochs past the exporting store's: the clients of that store hold
+    cursors that may point past the end of the export, which new events will reuse, so every
+    one of them must be answered ``reset``."""
+    exported = (counts.about or {}).get("epochs", {})
+    for name, exported_epoch in exported.items():
+        sql.execute(
+            "UPDATE projection_state SET epoch = ? WHERE name = ? AND epoch <= ?",
+            [int(exported_epoch) + 1, name, int(exported_epoch)],
+        )
+
+
+def export(store: EventStore, out: BinaryIO, err: TextIO) -> int:
+    progress = Progress("export", err)
+    total = store.count_events()
+    counts = transfer.export(store, out, lambda done: progress(done, total), about=_epochs)
+    out.flush()
+    progress.close()
+    err.write(f"exported {counts.events:,} events and {counts.keys:,} idempotency keys\n")
+    return OK
+
+
+def import_(store: EventStore, source: BinaryIO, out: TextIO, err: TextIO) -> int:
+    progress = Progress("import", err)
+    try:
+        counts = transfer.import_log(
+            store, source, lambda done: progress(done, done), then=_after_restore
+        )
+    except (transfer.BadLine, transfer.NotEmpty) as error:
+        progress.close()
+        err.write(f"sync-server import: {error}; nothing was imported\n")
+        return FAILED
+    progress.close()
+    out.write(f"imported {counts.events:,} events and {counts.keys:,} idempotency keys\n")
+    return rebuild(store, [], out, err)

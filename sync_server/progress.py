@@ -27,6 +27,7 @@ class Progress:
         self.started = time.monotonic()
         self._last = 0.0
         self._shown = False
+        self._shown_at = (-1, -1)
 
     def line(self, done: int, total: int) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
@@ -43,9 +44,9 @@ class Progress:
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self._last < self.every and done < total:
+        if (now - self._last < self.every and done < total) or (done, total) == self._shown_at:
             return
-        self._last = now
+        self._last, self._shown_at = now, (done, total)
         if self.terminal:
             self.stream.write("\r\x1b[K" + self.line(done, total))
         else:
