@@ -454,15 +454,46 @@ class EventStore(abc.ABC):
         return self._select(conditions, params, "version", None)
 
     def read_owner(
-        self, owner: UUID, after: int = 0, limit: int = 1000, *, stream_type: str | None = None
+        self,
+        owner: UUID,
+        after: int = 0,
+        limit: int = 1000,
+        *,
+        stream_type: str | None = None,
+        stream_id: UUID | None = None,
+        recorded_until: datetime | None = None,
     ) -> list[RecordedEvent]:
-        """One owner's events after ``position``, in log order (gap-free: see module doc)."""
+        """One owner's events after ``position``, in log order (gap-free: see module doc), of
+        one stream type or id and recorded at or before a moment if given."""
         conditions = ["owner = ?", "position > ?"]
         params: list[Any] = [owner, after]
-        if stream_type is not None:
-            conditions.append("stream_type = ?")
-            params.append(stream_type)
+        for condition, value in (
+            ("stream_type = ?", stream_type),
+            ("stream_id = ?", stream_id),
+            ("recorded_at <= ?", recorded_until),
+        ):
+            if value is not None:
+                conditions.append(condition)
+                params.append(value)
         return self._select(conditions, params, "position", limit)
+
+    def streams_naming(self, owner: UUID, stream_type: str, field: str, value: str) -> list[UUID]:
+        """The owner's streams of ``stream_type`` with an event whose data has ``field`` equal
+        to ``value`` (the costs that were ever on a show, …), in order of first mention."""
+        if not field.isidentifier():
+            raise ValueError(f"not a field name: {field!r}")
+        extract = (
+            f"data->>'{field}'"
+            if self.backend == "postgres"
+            else f"json_extract(data, '$.{field}')"
+        )
+        with self.snapshot() as sql:
+            rows = sql.fetchall(
+                f"SELECT stream_id, min(position) AS first FROM events WHERE owner = ? "
+                f"AND stream_type = ? AND {extract} = ? GROUP BY stream_id ORDER BY first",
+                [owner, stream_type, value],
+            )
+        return [row[0] if isinstance(row[0], UUID) else UUID(row[0]) for row in rows]
 
     def read_recorded_after(
         self, owner: UUID, moment: datetime, limit: int = 1000

@@ -28,8 +28,8 @@ from .live import Live
 from .middleware import RequestContext
 from .openapi import build as build_openapi
 from .problems import Problem, handle_problem, problem_response, request_id_of, unavailable
+from .routes import audit, docs, entities, health, live, stats, sync
 from .routes import auth as auth_routes
-from .routes import docs, entities, health, live, stats, sync
 from .routes import metrics as metrics_routes
 from .services import Services, connect, migrate_all
 from .settings import Settings
@@ -64,7 +64,7 @@ ROUTE_MODULES = (health, metrics_routes, docs, auth_routes, sync, live, entities
 
 
 def build_routes() -> list[BaseRoute]:
-    return [route for module in ROUTE_MODULES for route in module.routes]
+    return [route for module in (*ROUTE_MODULES, audit) for route in module.routes]
 
 
 def build_operations() -> list[Operation]:

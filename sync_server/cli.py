@@ -10,7 +10,9 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from .settings import Settings
 
@@ -203,6 +205,36 @@ def cmd_import(args: argparse.Namespace) -> int:
             return log_tools.import_(store, source, sys.stdout, sys.stderr)
 
 
+_ENTITY_NAMES = {
+    "show": "show", "shows": "show", "cost": "cost", "costs": "cost",
+    "workout": "workout", "workouts": "workout",
+    "product": "product", "products": "product", "inventory": "product",
+}  # fmt: skip
+
+
+def _moment(raw: str) -> datetime:
+    from .http import rfc3339
+
+    try:
+        return rfc3339(raw)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from . import log_tools
+
+    if (args.entity is None) != (args.id is None):
+        raise _Refused("--entity and --id go together")
+    entity = None if args.entity is None else _ENTITY_NAMES.get(args.entity.lower())
+    if args.entity is not None and entity is None:
+        raise _Refused(f"unknown entity {args.entity!r}; known: show, cost, workout, product")
+    with _store(args) as store:
+        return log_tools.replay(
+            store, args.as_of, args.owner, entity, args.id, sys.stdout, sys.stderr
+        )
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, or SQLite)")
     parser.add_argument("--data-dir", help="where the embedded SQLite file lives (.sync-data)")
@@ -267,6 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(load)
     load.add_argument("file", help="the export to load ('-' for standard input)")
     load.set_defaults(run=cmd_import)
+
+    replay = commands.add_parser(
+        "replay",
+        help="print entities as they were at a moment, rebuilt from the log",
+        description="Print, one JSON line per entity, the state at --as-of rebuilt from the "
+        "log (never read from the read tables): of one entity, of one owner, or of everyone.",
+    )
+    _common(replay)
+    replay.add_argument("--as-of", type=_moment, required=True, help="RFC 3339 time")
+    replay.add_argument("--owner", type=UUID, help="the user id whose entities to replay")
+    replay.add_argument("--entity", help="show, cost, workout or product (with --id)")
+    replay.add_argument("--id", type=UUID, help="the entity's id (with --entity)")
+    replay.set_defaults(run=cmd_replay)
     return parser
 
 
@@ -278,6 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Refused as refused:
         print(f"sync-server {args.command}: {refused}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`sync-server replay … | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,13 +6,18 @@ argument parsing is in ``cli.py``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, BinaryIO, TextIO
+from uuid import UUID
 
 import msgspec
 
-from event_store import EventStore, Sql, transfer
+from event_store import EventStore, Sql, StreamId, transfer
 from event_store.integrity import verify_chains
 from projections import rebuild as rebuilding
+from projections import replay as replayer
+from projections import tables
+from projections.rows import ENTITIES, ReadRow
 from projections.state import LeaseHeld
 
 from .progress import Progress
@@ -121,3 +126,50 @@ def import_(store: EventStore, source: BinaryIO, out: TextIO, err: TextIO) -> in
     progress.close()
     out.write(f"imported {counts.events:,} events and {counts.keys:,} idempotency keys\n")
     return rebuild(store, [], out, err)
+
+
+def replay(
+    store: EventStore,
+    as_of: datetime,
+    owner: UUID | None,
+    entity: str | None,
+    id_: UUID | None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Print, one JSON line per entity, the state at ``as_of`` rebuilt from the log: of one
+    entity (of ``owner``, or of whichever owner has it), of one owner, or of every owner."""
+    if entity is not None and id_ is not None:
+        stream = StreamId(entity, id_)
+        owners = [owner] if owner is not None else _owners_of(store, stream)
+        found = 0
+        for who in owners:
+            row = replayer.entity_at(store, who, stream, as_of=as_of)
+            if row is not None:
+                _print_row(out, who, entity, row)
+                found += 1
+        if not found:
+            err.write(f"sync-server replay: no {entity} {id_} at {as_of.isoformat()}\n")
+            return FAILED
+        return OK
+    for who in [owner] if owner is not None else replayer.owners(store):
+        for (table, _), row in sorted(
+            replayer.owner_at(store, who, as_of).items(),
+            key=lambda item: (item[0][0], str(item[0][1])),
+        ):
+            _print_row(out, who, ENTITIES[table], row)
+    return OK
+
+
+def _owners_of(store: EventStore, stream: StreamId) -> list[UUID]:
+    with store.snapshot() as sql:
+        rows = sql.fetchall(
+            "SELECT DISTINCT owner FROM events WHERE stream_type = ? AND stream_id = ?",
+            [stream.type, stream.id],
+        )
+    return sorted(row[0] if isinstance(row[0], UUID) else UUID(row[0]) for row in rows)
+
+
+def _print_row(out: TextIO, owner: UUID, entity: str, row: ReadRow) -> None:
+    line = {"owner": str(owner), "entity": entity, "data": msgspec.Raw(tables.body_of(row))}
+    out.write(_encode(line).decode() + "\n")

@@ -226,3 +226,33 @@ def server(
 ) -> Iterator[Server]:
     """One server per module and backend, shared by that module's tests (isolate by user)."""
     yield from serve_module(request, tmp_path_factory)
+
+
+# -- the CLI, in-process ------------------------------------------------------------------------
+
+RunCli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli_env(database: Database, store: EventStore, monkeypatch: pytest.MonkeyPatch) -> EventStore:
+    """``sync-server`` commands pointed at ``store``'s database (the environment they set is
+    restored afterwards)."""
+    for name, value in database.env().items():
+        monkeypatch.setenv(name, value)
+    if not database.url:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+    return store
+
+
+@pytest.fixture
+def run_cli(cli_env: EventStore, capsys: pytest.CaptureFixture[str]) -> RunCli:
+    """``run_cli("verify")``: run a command in-process; its exit status, stdout and stderr."""
+    from sync_server import cli
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        status = cli.main(list(argv))
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run

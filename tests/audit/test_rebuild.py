@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import RunCli
 from domain_harness import op, show_data
 from histories import BATCHING, History, live_rows, play
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +23,7 @@ from op_strategies import PRELUDE, STEPS, Step
 from event_store import EventStore
 from projections import rebuild, state, tables
 from projections.project import READ_TABLES, epoch
-from sync_server import cli, cursors
+from sync_server import cursors
 from sync_server.pull import Since, pull
 
 HISTORIES = settings(
@@ -193,38 +194,22 @@ def test_a_rebuild_while_pushes_commit_loses_none_of_them(store: EventStore) -> 
 # -- the CLI ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli_env(database: Any, store: EventStore, monkeypatch: pytest.MonkeyPatch) -> EventStore:
-    """The CLI pointed at ``store``'s database (the env it sets is restored afterwards)."""
-    for name, value in database.env().items():
-        monkeypatch.setenv(name, value)
-    if not database.url:
-        monkeypatch.delenv("DATABASE_URL", raising=False)
-    return store
-
-
-def run_cli(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    status = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def test_cli_verify_and_rebuild(cli_env: EventStore, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_verify_and_rebuild(cli_env: EventStore, run_cli: RunCli) -> None:
     store = cli_env
     owner = a_history(store).owner
-    status, out, _ = run_cli("verify", capsys=capsys)
+    status, out, _ = run_cli("verify")
     assert status == 0 and "verify: OK" in out
 
     with store.sql() as sql:
         sql.execute("UPDATE costs SET body = replace(body, '\"80.00\"', '\"81.00\"')")
-    status, out, _ = run_cli("verify", capsys=capsys)
+    status, out, _ = run_cli("verify")
     assert status == 1 and "verify: FAILED" in out
     cost_id = next(key[1] for key in live_rows(store, owner) if key[0] == "costs")
     assert f'costs\t{owner}\t{cost_id}\tdata.amount\t"81.00"\t"80.00"' in out
 
-    status, out, _ = run_cli("rebuild", "costs", capsys=capsys)
+    status, out, _ = run_cli("rebuild", "costs")
     assert status == 0 and "1 rows changed" in out and "clients will reset" in out
-    assert run_cli("verify", capsys=capsys)[0] == 0
+    assert run_cli("verify")[0] == 0
 
-    status, _, err = run_cli("rebuild", "nope", capsys=capsys)
+    status, _, err = run_cli("rebuild", "nope")
     assert status == 2 and "unknown read table 'nope'" in err
