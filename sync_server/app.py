@@ -24,11 +24,12 @@ from event_store import StoreUnavailable
 from . import cursors, metrics
 from .api_spec import Operation
 from .auth import Auth, AuthMiddleware, load_signing_key
+from .catching_up import CatchingUp
 from .live import Live
 from .middleware import RequestContext
 from .openapi import build as build_openapi
 from .problems import Problem, handle_problem, problem_response, request_id_of, unavailable
-from .routes import audit, docs, entities, health, live, stats, sync
+from .routes import audit, docs, entities, health, live, reports, stats, sync
 from .routes import auth as auth_routes
 from .routes import metrics as metrics_routes
 from .services import Services, connect, migrate_all
@@ -64,7 +65,7 @@ ROUTE_MODULES = (health, metrics_routes, docs, auth_routes, sync, live, entities
 
 
 def build_routes() -> list[BaseRoute]:
-    return [route for module in (*ROUTE_MODULES, audit) for route in module.routes]
+    return [route for module in (*ROUTE_MODULES, audit, reports) for route in module.routes]
 
 
 def build_operations() -> list[Operation]:
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.services = running
         for hook in app.state.startup_hooks:
             await hook(running)
+        catching_up = CatchingUp.start(running.store, settings.catch_up_interval)
         log.info(
             "serving",
             extra={"database": settings.display_database, "backend": running.store.backend},
@@ -108,6 +110,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         try:
             yield
         finally:
+            await catching_up.stop()
             for hook in app.state.shutdown_hooks:
                 await hook(running)
             if own:

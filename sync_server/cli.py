@@ -235,6 +235,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
 
 
+def cmd_project(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from . import log_tools, logs
+
+    settings = _settings(args)
+    logs.configure(settings.log_level, settings.log_json)
+    stop = threading.Event()
+    if not args.once:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with _store(args) as store:
+        try:
+            return log_tools.project(store, args.once, args.interval, sys.stdout, stop)
+        except KeyboardInterrupt:
+            return 0
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, or SQLite)")
     parser.add_argument("--data-dir", help="where the embedded SQLite file lives (.sync-data)")
@@ -299,6 +317,20 @@ def build_parser() -> argparse.ArgumentParser:
     _common(load)
     load.add_argument("file", help="the export to load ('-' for standard input)")
     load.set_defaults(run=cmd_import)
+
+    project = commands.add_parser(
+        "project",
+        help="keep the catch-up read models up with the log",
+        description="Apply the log to the read models that are not written inline (daily "
+        "sales), from each one's checkpoint; rebuild the read tables if the projector code "
+        "changed. Any number may run against one PostgreSQL: each event is applied once.",
+    )
+    _common(project)
+    project.add_argument("--once", action="store_true", help="stop once caught up")
+    project.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between rounds (default 1)"
+    )
+    project.set_defaults(run=cmd_project)
 
     replay = commands.add_parser(
         "replay",

@@ -5,6 +5,7 @@ argument parsing is in ``cli.py``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, BinaryIO, TextIO
@@ -16,7 +17,7 @@ from event_store import EventStore, Sql, StreamId, transfer
 from event_store.integrity import verify_chains
 from projections import rebuild as rebuilding
 from projections import replay as replayer
-from projections import tables
+from projections import runner, tables
 from projections.rows import ENTITIES, ReadRow
 from projections.state import LeaseHeld
 
@@ -173,3 +174,28 @@ def _owners_of(store: EventStore, stream: StreamId) -> list[UUID]:
 def _print_row(out: TextIO, owner: UUID, entity: str, row: ReadRow) -> None:
     line = {"owner": str(owner), "entity": entity, "data": msgspec.Raw(tables.body_of(row))}
     out.write(_encode(line).decode() + "\n")
+
+
+def project(
+    store: EventStore,
+    once: bool,
+    interval: float,
+    out: TextIO,
+    stop: threading.Event | None = None,
+) -> int:
+    """Keep the catch-up read models up with the log (and rebuild the read tables if their
+    definition changed): until caught up with ``once``, else until ``stop`` is set."""
+    stop = stop or threading.Event()
+    names = ", ".join(model.name for model in runner.CATCH_UP)
+    out.write(f"projecting {names}{'' if once else f', every {interval:g} s'}\n")
+    out.flush()
+    while True:
+        rebuilt = runner.check_read_tables(store)
+        if rebuilt is not None:
+            out.write(f"read tables rebuilt under a new definition: epoch {rebuilt.epoch}\n")
+        applied = runner.catch_up(store, stop=stop)
+        if applied:
+            out.write(f"applied {applied:,} events\n")
+            out.flush()
+        if once or stop.wait(interval):
+            return OK

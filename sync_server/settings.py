@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     log_json: bool = True
     migrate_on_start: bool | None = None
     """Apply pending migrations when the server starts; by default only in the embedded mode."""
+    catch_up_interval: float = Field(default=1.0, ge=0)
+    """Seconds between the rounds of the catch-up runner inside ``serve`` (0: no runner; run
+    ``sync-server project`` instead)."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -1,0 +1,168 @@
+"""Daily sales per product (``sales_daily``): a read model caught up from the log, not inline.
+
+For each owner, UTC day of ``sold_at`` and product: units sold, revenue (the sum of quantity x
+unit price, exact, as a decimal string) and the number of sales. It answers "what sold, when,
+for how much" without a scan of the log, for reports (``GET /v1/reports/sales``).
+
+Why it follows the log instead of being written by push: no push decision reads it (stock checks
+read the inventory row), so it need not be current inside the push's transaction; keeping it off
+the push path keeps pushes as fast as they were; and a report that trails the log by a moment is
+fine. A sale dated long ago (a device that was offline for a month) lands on its own day, which
+a running total on the product row could not do. Deleting a product keeps its sales: they
+happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, localcontext
+from typing import Any, Final, NamedTuple
+from uuid import UUID
+
+from event_store import RecordedEvent, Sql
+from schemas.events import PRODUCT_SALE_RECORDED
+from schemas.values import Money
+
+from .rows import DECIMAL
+
+NAME: Final = "sales_daily"
+DEFINITION: Final = 1
+"""Raise it when the same events would give other rows: the table is then rebuilt."""
+
+
+class Day(NamedTuple):
+    owner: UUID
+    day: str
+    """YYYY-MM-DD, the UTC date of ``sold_at``."""
+    product_id: UUID
+
+
+@dataclass(frozen=True)
+class Totals:
+    units: int = 0
+    revenue: Decimal = Decimal(0)
+    sales: int = 0
+
+    def plus(self, other: Totals) -> Totals:
+        with localcontext(DECIMAL):
+            return Totals(
+                self.units + other.units, self.revenue + other.revenue, self.sales + other.sales
+            )
+
+
+def sale_of(event: RecordedEvent) -> tuple[Day, Totals] | None:
+    """What one event adds to the report (None for every event but a sale)."""
+    if event.type != PRODUCT_SALE_RECORDED:
+        return None
+    sold_at = datetime.fromisoformat(event.data["sold_at"]).astimezone(UTC)
+    quantity = int(event.data["quantity"])
+    with localcontext(DECIMAL):
+        revenue = quantity * Decimal(event.data["unit_price"])
+    return Day(event.owner, sold_at.date().isoformat(), event.stream.id), Totals(
+        quantity, revenue, 1
+    )
+
+
+def totals_of(events: Iterable[RecordedEvent]) -> dict[Day, Totals]:
+    """The sums a batch of events adds, per day and product."""
+    sums: dict[Day, Totals] = {}
+    for event in events:
+        sale = sale_of(event)
+        if sale is not None:
+            day, totals = sale
+            sums[day] = sums.get(day, Totals()).plus(totals)
+    return sums
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+class SalesDaily:
+    """The catch-up projection the runner drives (``runner.CatchUp``)."""
+
+    name = NAME
+    definition = DEFINITION
+
+    def reset(self, sql: Sql) -> None:
+        sql.execute("DELETE FROM sales_daily")
+
+    def apply(self, sql: Sql, events: Sequence[RecordedEvent]) -> None:
+        sums = totals_of(events)
+        if not sums:
+            return
+        current = _load(sql, sums)
+        rows = []
+        for day, added in sums.items():
+            total = current.get(day, Totals()).plus(added)
+            rows.append(
+                (day.owner, day.day, day.product_id, total.units, _text(total.revenue),
+                 total.sales)
+            )  # fmt: skip
+        sql.executemany(
+            "INSERT INTO sales_daily (owner, day, product_id, units, revenue, sales) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner, day, product_id) DO UPDATE SET "
+            "units = excluded.units, revenue = excluded.revenue, sales = excluded.sales",
+            rows,
+        )
+
+
+def _text(amount: Decimal) -> str:
+    """Money's canonical form (at least two places, no more than the sum needs), which a
+    revenue may exceed in size, so it is not parsed as Money."""
+    return Money(amount).canonical()
+
+
+def _load(sql: Sql, days: Mapping[Day, Totals]) -> dict[Day, Totals]:
+    found: dict[Day, Totals] = {}
+    keys = list(days)
+    for start in range(0, len(keys), 300):
+        chunk = keys[start : start + 300]
+        marks = ",".join("(?, ?, ?)" for _ in chunk)
+        if sql.backend == "postgres":
+            marks = marks.replace("(?, ?, ?)", "(?::uuid, ?, ?::uuid)", 1)
+        rows = sql.fetchall(
+            f"WITH wanted (o, d, p) AS (VALUES {marks}) SELECT s.owner, s.day, s.product_id, "
+            "s.units, s.revenue, s.sales FROM sales_daily s JOIN wanted "
+            "ON s.owner = wanted.o AND s.day = wanted.d AND s.product_id = wanted.p",
+            [value for day in chunk for value in day],
+        )
+        for owner, day, product_id, units, revenue, sales in rows:
+            found[Day(_uuid(owner), day, _uuid(product_id))] = Totals(
+                int(units), Decimal(revenue), int(sales)
+            )
+    return found
+
+
+class DayRow(NamedTuple):
+    day: str
+    product_id: UUID
+    sku: str | None
+    units: int
+    revenue: str
+    sales: int
+
+
+def report(
+    sql: Sql, owner: UUID, start: str, end: str, product_id: UUID | None = None
+) -> list[DayRow]:
+    """The owner's daily sales from ``start`` to ``end`` (dates, inclusive), by day, then sku."""
+    query = (
+        "SELECT s.day, s.product_id, i.sku, s.units, s.revenue, s.sales FROM sales_daily s "
+        "LEFT JOIN inventory i ON i.owner = s.owner AND i.id = s.product_id "
+        "WHERE s.owner = ? AND s.day >= ? AND s.day <= ?"
+    )
+    params: list[Any] = [owner, start, end]
+    if product_id is not None:
+        query += " AND s.product_id = ?"
+        params.append(product_id)
+    rows = sql.fetchall(query + " ORDER BY s.day, i.sku, s.product_id", params)
+    return [
+        DayRow(day, _uuid(pid), sku, int(units), revenue, int(sales))
+        for day, pid, sku, units, revenue, sales in rows
+    ]

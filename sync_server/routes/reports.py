@@ -1,0 +1,64 @@
+"""``GET /v1/reports/sales?from=&to=&product_id=``: daily sales per product, read from the
+``sales_daily`` model that the catch-up runner keeps up with the log (it may trail the latest
+pushes by a moment)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from uuid import UUID
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from projections import sales
+from schemas.reports import SalesDay, SalesReport
+
+from ..auth import principal_of
+from ..http import bad_parameter, json_response
+from ..services import Services
+
+MAX_DAYS = 366
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _date(request: Request, name: str, default: date) -> date:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        if _DATE.fullmatch(raw):
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise bad_parameter(name, "must be a date, YYYY-MM-DD")
+
+
+async def sales_report(request: Request) -> Response:
+    today = datetime.now(UTC).date()
+    end = _date(request, "to", today)
+    start = _date(request, "from", end - timedelta(days=29))
+    if start > end:
+        raise bad_parameter("from", "must not be after to")
+    if (end - start).days >= MAX_DAYS:
+        raise bad_parameter("from", f"a report covers at most {MAX_DAYS} days")
+    raw_product = request.query_params.get("product_id") or None
+    try:
+        product_id = None if raw_product is None else UUID(raw_product)
+    except ValueError:
+        raise bad_parameter("product_id", "must be a UUID") from None
+    owner = principal_of(request).user.id
+    services: Services = request.app.state.services
+
+    def read() -> list[sales.DayRow]:
+        with services.store.snapshot() as sql:
+            return sales.report(sql, owner, start.isoformat(), end.isoformat(), product_id)
+
+    rows = await run_in_threadpool(read)
+    days = [SalesDay(r.day, r.product_id, r.sku, r.units, r.revenue, r.sales) for r in rows]
+    return json_response(SalesReport(start.isoformat(), end.isoformat(), days))
+
+
+routes = [Route("/v1/reports/sales", sales_report, methods=["GET"])]
