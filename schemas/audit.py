@@ -9,18 +9,6 @@ from uuid import UUID
 import msgspec
 
 
-class Origin(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Who caused an event and from where (the event's metadata)."""
-
-    actor: str | None = None
-    client_id: str | None = None
-    device: str | None = None
-    op_id: str | None = None
-    request_id: str | None = None
-    client_ts: str | None = None
-    source: str | None = None
-
-
 class LoggedEvent(msgspec.Struct, frozen=True):
     """One event of the log, its data in the current schema version."""
 
@@ -31,7 +19,9 @@ class LoggedEvent(msgspec.Struct, frozen=True):
     type: str
     schema_version: int
     data: dict[str, Any]
-    metadata: Origin
+    metadata: dict[str, str]
+    """Who caused it and from where: actor, client_id, device, op_id, request_id, client_ts,
+    source (those that were known)."""
     recorded_at: datetime
 
 

@@ -16,7 +16,7 @@ import msgspec
 
 from event_store import EventStore, RecordedEvent, StreamId
 from projections import replay, tables
-from schemas.audit import EntityVersion, EventsPage, HistoryPage, LoggedEvent, Origin
+from schemas.audit import EntityVersion, EventsPage, HistoryPage, LoggedEvent
 
 COLLECTIONS: Final[Mapping[str, str]] = {
     "shows": "show",
@@ -27,8 +27,8 @@ COLLECTIONS: Final[Mapping[str, str]] = {
 """URL collection -> entity."""
 
 
-def _origin(event: RecordedEvent) -> Origin:
-    return msgspec.convert(msgspec.structs.asdict(event.metadata), Origin)
+def _origin(event: RecordedEvent) -> dict[str, str]:
+    return {k: v for k, v in msgspec.structs.asdict(event.metadata).items() if v is not None}
 
 
 def events(

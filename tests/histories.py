@@ -9,6 +9,7 @@ import uuid
 from uuid import UUID
 
 import msgspec
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from op_strategies import PRELUDE, Step
 
@@ -18,6 +19,13 @@ from projections.rows import ReadRow, RowKey, key_of
 from schemas.ops import Op, PushRequest
 from sync_server import cursors
 from sync_server.push import Origin, push
+
+HISTORIES = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+"""Hypothesis settings for tests that push whole histories into a real store."""
 
 
 def live_rows(store: EventStore, owner: UUID) -> dict[RowKey, ReadRow]:

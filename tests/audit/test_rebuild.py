@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from conftest import RunCli
 from domain_harness import op, show_data
-from histories import BATCHING, History, live_rows, play
-from hypothesis import HealthCheck, given, settings
+from histories import BATCHING, HISTORIES, History, live_rows, play
+from hypothesis import given
 from op_strategies import PRELUDE, STEPS, Step
 
 from event_store import EventStore
@@ -25,12 +25,6 @@ from projections import rebuild, state, tables
 from projections.project import READ_TABLES, epoch
 from sync_server import cursors
 from sync_server.pull import Since, pull
-
-HISTORIES = settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from histories import BATCHING, event_count, live_rows, play
-from hypothesis import HealthCheck, given, settings
+from histories import BATCHING, HISTORIES, event_count, live_rows, play
+from hypothesis import given
 from hypothesis import strategies as st
 from op_strategies import STEPS, Step
 
@@ -28,11 +28,6 @@ from sync_server import cursors
 from sync_server.pull import Since, pull
 
 KEY = cursors.derive_key("property-test-secret")
-HISTORIES = settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
 
 
 @pytest.fixture
