@@ -204,7 +204,7 @@ class OwnerWalk:
                 return None
             return Break(
                 self.owner,
-                None,
+                head.position,
                 f"the head names position {head.position}, but the owner has no events left: "
                 "they were deleted",
             )
