@@ -57,7 +57,6 @@ def step(store: EventStore, model: CatchUp, batch: int = BATCH) -> int | None:
     """Apply the next batch of the feed to ``model``; the number of events applied, or None
     when another runner holds the model right now."""
     with store.sql() as sql:
-        state.ensure(sql, model.name, model.definition)
         current = state.lock(sql, model.name)
         if current is None:
             return None
@@ -85,6 +84,8 @@ def catch_up(
     another runner is busy with is left to it."""
     applied = 0
     for model in models:
+        if not _has_work(store, model):
+            continue
         while stop is None or not stop.is_set():
             done = step(store, model, batch)
             if done is None:
@@ -93,6 +94,20 @@ def catch_up(
             if done < batch:
                 break
     return applied
+
+
+def _has_work(store: EventStore, model: CatchUp) -> bool:
+    """Whether a locked step would do anything: answered by reads alone, so that an idle
+    runner takes no lock and writes nothing."""
+    with store.snapshot() as sql:
+        current = state.read(sql, model.name)
+    if current is None:
+        with store.sql() as sql:
+            state.ensure(sql, model.name, model.definition)
+        return True
+    if current.definition != model.definition:
+        return True
+    return bool(store.read_all(current.checkpoint, 1).events)
 
 
 def check_read_tables(store: EventStore) -> rebuild.Rebuilt | None:
