@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from conftest import RunCli
 from domain_harness import op, show_data
@@ -150,6 +151,37 @@ def test_pushes_between_the_fill_and_the_swap_are_caught_up(store: EventStore) -
     assert during and (done.changed, done.reset) == (0, False)
     assert all(("shows", show_id) in live_rows(store, history.owner) for show_id in during)
     assert rebuild.verify(store) == []
+
+
+def test_pulls_during_a_rebuild_see_the_tables_wholly_before_or_wholly_after(
+    store: EventStore,
+) -> None:
+    history = History(store)
+    shows = [op("show", uuid.uuid4(), "create", show_data(city="Oslo")) for _ in range(30)]
+    assert history.push(shows) == ["applied"] * 30
+    with store.sql() as sql:  # every live row drifted from the log
+        sql.execute("UPDATE shows SET body = replace(body, '\"Oslo\"', '\"Bergen\"')")
+    key = cursors.derive_key("test")
+    seen: list[set[str]] = []
+    done = threading.Event()
+
+    def puller() -> None:
+        while True:
+            finished = done.is_set()
+            page = pull(store, key, history.owner, Since(), 100)
+            seen.append({msgspec.json.decode(c.data)["city"] for c in page.changes if c.data})
+            if finished:
+                return
+
+    thread = threading.Thread(target=puller)
+    thread.start()
+    try:
+        assert rebuild.rebuild(store).changed == 30
+    finally:
+        done.set()
+        thread.join()
+    assert seen[0] <= {"Bergen", "Oslo"} and seen[-1] == {"Oslo"}
+    assert all(cities in ({"Bergen"}, {"Oslo"}) for cities in seen), "a pull saw a mix"
 
 
 def test_a_rebuild_while_pushes_commit_loses_none_of_them(store: EventStore) -> None:
