@@ -31,11 +31,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import psycopg
 
-from event_store import EventStore, NewEvent, StreamId, open_store
+from event_store import EventStore, NewEvent, StreamId, open_store, transfer
 from event_store.integrity import verify_chains
 from projections.rebuild import rebuild, verify
 from schemas.ops import Op, PushRequest
-from sync_server import logfile
 from sync_server.push import Origin, push
 from sync_server.services import migrate_all
 
@@ -57,7 +56,8 @@ TEMPLATE = [
     ("product", PRODUCT, "adjust_stock", {"delta": 10, "reason": "count"}),
     ("workout", WORKOUT, "create", {"date": "2026-11-20", "name": "Legs", "exercises": [
         {"name": "Squat", "sets": [{"reps": 5, "weight": "100", "unit": "kg"}]}]}),
-    ("workout", WORKOUT, "log_set", {"exercise": "Squat", "reps": 5, "weight": "105", "unit": "kg"}),
+    ("workout", WORKOUT, "log_set",
+     {"exercise": "Squat", "reps": 5, "weight": "105", "unit": "kg"}),
 ]  # fmt: skip
 
 
@@ -141,10 +141,11 @@ def bench(backend: str, total: int, owners: int) -> None:
         timed("verify: hash chains", events, lambda: list(verify_chains(store)))
         path = os.path.join(tmp, "log.ndjson")
         with open(path, "wb") as out:
-            timed("export", events, lambda: logfile.export(store, out))
+            timed("export", events, lambda: transfer.export(store, out))
         print(f"  export file: {os.path.getsize(path) / 1e6:,.0f} MB")
         with fresh(backend, tmp, "copy") as copy, open(path, "rb") as source:
-            timed("import (log only)", events, lambda: logfile.import_(copy, source))
+            timed("import (the log, no read tables)", events,
+                  lambda: transfer.import_log(copy, source))  # fmt: skip
 
 
 def main() -> int:
