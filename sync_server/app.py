@@ -61,11 +61,22 @@ def _route_table(routes: list[BaseRoute], prefix: str = "") -> dict[Any, str]:
 
 
 # Every route module: its ``routes`` and the ``operations`` that describe them for OpenAPI.
-ROUTE_MODULES = (health, metrics_routes, docs, auth_routes, sync, live, entities, stats)
+ROUTE_MODULES = (
+    health,
+    metrics_routes,
+    docs,
+    auth_routes,
+    sync,
+    live,
+    entities,
+    stats,
+    audit,
+    reports,
+)
 
 
 def build_routes() -> list[BaseRoute]:
-    return [route for module in (*ROUTE_MODULES, audit, reports) for route in module.routes]
+    return [route for module in ROUTE_MODULES for route in module.routes]
 
 
 def build_operations() -> list[Operation]:

@@ -7,24 +7,15 @@ read tables.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Final
 from uuid import UUID
 
 import msgspec
 
 from event_store import EventStore, RecordedEvent, StreamId
-from projections import replay, tables
+from projections import replay
+from projections.rows import ReadRow
 from schemas.audit import EntityVersion, EventsPage, HistoryPage, LoggedEvent
-
-COLLECTIONS: Final[Mapping[str, str]] = {
-    "shows": "show",
-    "costs": "cost",
-    "workouts": "workout",
-    "inventory": "product",
-}
-"""URL collection -> entity."""
 
 
 def _origin(event: RecordedEvent) -> dict[str, str]:
@@ -96,8 +87,7 @@ def state(
     *,
     as_of: datetime | None = None,
     version: int | None = None,
-) -> bytes | None:
-    """The entity's row, as a pull would send it, as it was at ``as_of`` or just after its
-    ``version`` (now, without either); None if it did not exist then."""
-    row = replay.entity_at(store, owner, StreamId(entity, id_), as_of=as_of, version=version)
-    return None if row is None else tables.body_of(row)
+) -> ReadRow | None:
+    """The entity's row as it was at ``as_of`` or just after its ``version`` (now, without
+    either), a tombstone if it was deleted by then; None if it did not exist then."""
+    return replay.entity_at(store, owner, StreamId(entity, id_), as_of=as_of, version=version)

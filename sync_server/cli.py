@@ -213,7 +213,7 @@ _ENTITY_NAMES = {
 
 
 def _moment(raw: str) -> datetime:
-    from .http import rfc3339
+    from .query import rfc3339
 
     try:
         return rfc3339(raw)

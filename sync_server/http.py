@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TypeVar
 
 import msgspec
@@ -70,34 +69,3 @@ def json_response(
 
 def field_problem(path: str, message: str) -> FieldProblem:
     return FieldProblem(path, message)
-
-
-def bad_parameter(parameter: str, message: str) -> Problem:
-    """400 for a query parameter that cannot be used as given."""
-    return Problem(
-        400,
-        "invalid_parameter",
-        f"{parameter}: {message}",
-        errors=[FieldProblem(parameter, message)],
-    )
-
-
-def rfc3339(raw: str) -> datetime:
-    """An RFC 3339 time with its zone (``2026-11-22T10:15:00Z``); ValueError otherwise."""
-    try:
-        moment = datetime.fromisoformat(raw.replace("z", "Z"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None or "T" not in raw.upper():
-        raise ValueError("an RFC 3339 time needs a date, a time and a zone (Z or +hh:mm)")
-    return moment
-
-
-def int_parameter(request: Request, name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter from ``low`` to ``high``; 400 otherwise."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise bad_parameter(name, f"must be an integer from {low} to {high}")
-    return int(raw)

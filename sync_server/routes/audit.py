@@ -3,7 +3,8 @@
 
 Handlers only translate HTTP (parameters checked here, 400 as problem+json); the reads are in
 ``sync_server/audit.py``, scoped by the authenticated user: another user's entity is a 404 just
-like a missing one.
+like a missing one. Time travel is answered by ``entity_as_of``, which the REST item route
+(``routes/entities.py``) hands its request to when it carries ``as_of`` or ``version``.
 """
 
 from __future__ import annotations
@@ -12,21 +13,27 @@ from datetime import datetime
 from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from projections.rows import TABLES
+from schemas.audit import EventsPage, HistoryPage
 
 from .. import audit
+from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
-from ..http import bad_parameter, int_parameter, json_response, rfc3339
+from ..http import json_response
 from ..problems import Problem
+from ..query import bad_parameter, bounded_int, refuse_unknown, rfc3339
+from ..resources import COLLECTIONS, Collection
 from ..services import Services
+from . import entities
 
 _LAST_POSITION = 2**63 - 1
 _MAX_VERSION = 2**31 - 1
+_EVENTS_LIMIT = 1000
+_HISTORY_LIMIT = 5000
 
 
 def _store(request: Request) -> Services:
@@ -41,44 +48,23 @@ def _uuid(raw: str) -> UUID | None:
         return None
 
 
-def _not_found(detail: str) -> Problem:
-    return Problem(404, "not_found", detail)
-
-
-class _Collection(Convertor[str]):
-    """Only the four collections match ``{collection:collection}``: any other path falls
-    through to the routes (and the 404 / 405) it would have had."""
-
-    regex = "|".join(audit.COLLECTIONS)
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("collection", _Collection())
-
-
-def _target(request: Request) -> tuple[str, UUID]:
-    """The entity a ``/v1/{collection}/{id}…`` path names; 404 for anything that cannot be one.
-
-    The collection comes from the path parameter, or from the path itself when another route
-    (``/v1/shows/{id}``) hands its request over."""
-    collection = request.path_params.get("collection") or request.scope["path"].split("/")[2]
-    entity = audit.COLLECTIONS.get(collection)
-    if entity is None:
-        raise _not_found(f"no collection {collection!r}; known: {', '.join(audit.COLLECTIONS)}")
+def _target(request: Request, collection: Collection) -> UUID:
+    """The id in the path; an id that cannot exist is simply not found."""
     id_ = _uuid(request.path_params["id"])
     if id_ is None:
-        raise _not_found(f"no {entity} {request.path_params['id']!r}: ids are UUIDs")
-    return entity, id_
+        raise Problem(
+            404, "not_found", f"{collection.entity} {request.path_params['id']} not found"
+        )
+    return id_
+
+
+# -- /v1/events ---------------------------------------------------------------------------------
 
 
 async def events_endpoint(request: Request) -> Response:
-    after = int_parameter(request, "after", 0, 0, _LAST_POSITION)
-    limit = int_parameter(request, "limit", 100, 1, 1000)
+    refuse_unknown(request, ("after", "entity", "id", "limit"))
+    after = bounded_int(request, "after", 0, 0, _LAST_POSITION)
+    limit = bounded_int(request, "limit", 100, 1, _EVENTS_LIMIT)
     entity = request.query_params.get("entity") or None
     if entity is not None and entity not in TABLES:
         raise bad_parameter("entity", f"unknown entity {entity!r}; known: {', '.join(TABLES)}")
@@ -93,23 +79,33 @@ async def events_endpoint(request: Request) -> Response:
     return json_response(page)
 
 
-async def history_endpoint(request: Request) -> Response:
-    entity, id_ = _target(request)
-    after = int_parameter(request, "after", 0, 0, _MAX_VERSION)
-    limit = int_parameter(request, "limit", 500, 1, 5000)
-    owner = principal_of(request).user.id
-    page = await run_in_threadpool(
-        audit.history, _store(request).store, owner, entity, id_, after, limit
-    )
-    if page is None:
-        raise _not_found(f"no {entity} {id_}")
-    return json_response(page)
+# -- history ------------------------------------------------------------------------------------
+
+
+def history_endpoint(collection: Collection) -> entities.Endpoint:
+    async def history(request: Request) -> Response:
+        refuse_unknown(request, ("after", "limit"))
+        id_ = _target(request, collection)
+        after = bounded_int(request, "after", 0, 0, _MAX_VERSION)
+        limit = bounded_int(request, "limit", 500, 1, _HISTORY_LIMIT)
+        owner = principal_of(request).user.id
+        page = await run_in_threadpool(
+            audit.history, _store(request).store, owner, collection.entity, id_, after, limit
+        )
+        if page is None:
+            raise Problem(404, "not_found", f"{collection.entity} {id_} not found")
+        return json_response(page)
+
+    return history
+
+
+# -- time travel --------------------------------------------------------------------------------
 
 
 def _moment(request: Request) -> tuple[datetime | None, int | None]:
+    refuse_unknown(request, entities.TIME_TRAVEL_PARAMS)
     raw_time = request.query_params.get("as_of")
-    raw_version = request.query_params.get("version")
-    if raw_time is not None and raw_version is not None:
+    if raw_time is not None and "version" in request.query_params:
         raise bad_parameter("as_of", "give as_of or version, not both")
     as_of = None
     if raw_time is not None:
@@ -118,35 +114,89 @@ def _moment(request: Request) -> tuple[datetime | None, int | None]:
         except ValueError as error:
             raise bad_parameter("as_of", str(error)) from None
     version = None
-    if raw_version is not None:
-        version = int_parameter(request, "version", 1, 1, _MAX_VERSION)
+    if "version" in request.query_params:
+        version = bounded_int(request, "version", 1, 1, _MAX_VERSION)
     return as_of, version
 
 
 async def entity_as_of(request: Request) -> Response:
-    """The entity as it was at ``as_of`` (RFC 3339) or just after its ``version``, rebuilt from
-    the log; without either, as it is now (still rebuilt from the log). A deleted entity comes
-    as its tombstone, with ``deleted_at``."""
-    entity, id_ = _target(request)
+    """``GET /v1/{collection}/{id}?as_of=<RFC 3339>|version=<n>``: the entity as it was then,
+    rebuilt from the log (not read from the read table); without either, as it is now, still
+    rebuilt from the log. Answered like the REST item: the row, its ``ETag``; 404 when the
+    entity did not exist then or was deleted by then."""
+    collection = COLLECTIONS[request.scope["path"].split("/")[2]]
+    return await _as_of(request, collection)
+
+
+async def _as_of(request: Request, collection: Collection) -> Response:
+    id_ = _target(request, collection)
     as_of, version = _moment(request)
     owner = principal_of(request).user.id
-    body = await run_in_threadpool(
-        lambda: audit.state(_store(request).store, owner, entity, id_, as_of=as_of, version=version)
+    store = _store(request).store
+    row = await run_in_threadpool(
+        lambda: audit.state(store, owner, collection.entity, id_, as_of=as_of, version=version)
     )
-    if body is None:
-        when = (
-            f" at {request.query_params['as_of']}"
+    if row is None or row.deleted:
+        moment = (
+            f"at {request.query_params['as_of']}"
             if as_of is not None
-            else f" with a version {version}"
+            else f"at version {version}"
             if version is not None
-            else ""
+            else "now"
         )
-        raise _not_found(f"no {entity} {id_}{when}")
-    return Response(body, media_type="application/json")
+        state = "was deleted" if row is not None else "did not exist"
+        raise Problem(404, "not_found", f"{collection.entity} {id_} {state} {moment}")
+    return entities.row_response(row)
+
+
+entities.time_travel = _as_of
 
 
 routes = [
     Route("/v1/events", events_endpoint, methods=["GET"]),
-    Route("/v1/{collection:collection}/{id}/history", history_endpoint, methods=["GET"]),
-    Route("/v1/{collection:collection}/{id}", entity_as_of, methods=["GET"]),
+    *(
+        Route(f"{c.path}/{{id}}/history", history_endpoint(c), methods=["GET"])
+        for c in COLLECTIONS.values()
+    ),
+]
+
+
+# -- the OpenAPI description ---------------------------------------------------------------------
+
+operations = [
+    Operation(
+        "GET",
+        "/v1/events",
+        "The user's events, in log order",
+        "audit",
+        {200: Reply("A page of events; pass next as after while has_more", Body(EventsPage))},
+        params=(
+            Param("after", "query", {"type": "integer", "minimum": 0}, "a position (0: start)"),
+            Param("entity", "query", {"enum": list(TABLES)}, "only this entity type"),
+            Param("id", "query", {"type": "string", "format": "uuid"}, "only this entity"),
+            Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": _EVENTS_LIMIT}),
+        ),
+        problems=(400,),
+        description="Raw events with who caused them and from where (actor, client_id, "
+        "device, op_id, request_id, client_ts, source); data in the current schema version.",
+    ),
+    *(
+        Operation(
+            "GET",
+            f"{c.path}/{{id}}/history",
+            f"Every version of a {c.entity}",
+            c.name,
+            {200: Reply("Versions, oldest first", Body(HistoryPage))},
+            params=(
+                Param("after", "query", {"type": "integer", "minimum": 0}, "a version"),
+                Param(
+                    "limit", "query", {"type": "integer", "minimum": 1, "maximum": _HISTORY_LIMIT}
+                ),
+            ),
+            problems=(400, 404),
+            description="Each version with its type, time, actor, client and device, the "
+            "event's data, and the fields it changed as [before, after], derived ones included.",
+        )
+        for c in COLLECTIONS.values()
+    ),
 ]

@@ -88,7 +88,7 @@ def _not_found(collection: Collection, id_: object) -> Problem:
     return Problem(404, "not_found", f"{collection.entity} {id_} not found")
 
 
-def _row_response(
+def row_response(
     row: ReadRow, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(
@@ -215,7 +215,7 @@ def get_endpoint(collection: Collection) -> Endpoint:
             raise _not_found(collection, id_)
         if _not_modified(request, row.version):
             return Response(status_code=304, headers={"ETag": etag(row.version)})
-        return _row_response(row)
+        return row_response(row)
 
     return get_item
 
@@ -256,7 +256,7 @@ def create_endpoint(collection: Collection) -> Endpoint:
             ) from None
         write = Write(collection.entity, collection.table, id_, CREATE, data)
         row = await _write(request, collection, write)
-        return _row_response(row, 201, {"Location": f"{collection.path}/{row.id}"})
+        return row_response(row, 201, {"Location": f"{collection.path}/{row.id}"})
 
     return create_item
 
@@ -268,7 +268,7 @@ def update_endpoint(collection: Collection) -> Endpoint:
         base = _if_match(request)
         data = await _body(request)
         write = Write(collection.entity, collection.table, id_, UPDATE, data, base)
-        return _row_response(await _write(request, collection, write))
+        return row_response(await _write(request, collection, write))
 
     return update_item
 
@@ -296,7 +296,7 @@ def action_endpoint(collection: Collection, action: str) -> Endpoint:
         id_ = _path_id(request, collection)
         data = await _body(request)
         write = Write(collection.entity, collection.table, id_, action, data)
-        return _row_response(await _write(request, collection, write))
+        return row_response(await _write(request, collection, write))
 
     return act
 

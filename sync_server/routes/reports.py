@@ -16,8 +16,10 @@ from starlette.routing import Route
 from projections import sales
 from schemas.reports import SalesDay, SalesReport
 
+from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
-from ..http import bad_parameter, json_response
+from ..http import json_response
+from ..query import bad_parameter, refuse_unknown
 from ..services import Services
 
 MAX_DAYS = 366
@@ -37,6 +39,7 @@ def _date(request: Request, name: str, default: date) -> date:
 
 
 async def sales_report(request: Request) -> Response:
+    refuse_unknown(request, ("from", "to", "product_id"))
     today = datetime.now(UTC).date()
     end = _date(request, "to", today)
     start = _date(request, "from", end - timedelta(days=29))
@@ -62,3 +65,22 @@ async def sales_report(request: Request) -> Response:
 
 
 routes = [Route("/v1/reports/sales", sales_report, methods=["GET"])]
+
+
+operations = [
+    Operation(
+        "GET",
+        "/v1/reports/sales",
+        "Daily sales per product",
+        "reports",
+        {200: Reply("One line per product and UTC day with sales", Body(SalesReport))},
+        params=(
+            Param("from", "query", {"type": "string", "format": "date"}, "first day (to - 29)"),
+            Param("to", "query", {"type": "string", "format": "date"}, "last day (today, UTC)"),
+            Param("product_id", "query", {"type": "string", "format": "uuid"}, "one product"),
+        ),
+        problems=(400,),
+        description=f"At most {MAX_DAYS} days. Read from a model the catch-up runner keeps up "
+        "with the log: it may trail the latest pushes by a moment.",
+    ),
+]

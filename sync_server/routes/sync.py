@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Awaitable
-from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -30,7 +29,7 @@ from ..live.longpoll import long_poll
 from ..problems import Problem
 from ..pull import ENTITIES, Since, WirePage, pull
 from ..push import Origin, push
-from ..query import bad_parameter, bounded_int
+from ..query import bad_parameter, bounded_int, rfc3339
 from ..services import Services
 
 log = logging.getLogger("sync_server.sync")
@@ -88,16 +87,9 @@ def _since(request: Request, services: Services) -> Since:
     if raw.startswith(cursors.PREFIX + "."):
         return Since(cursor=since_cursor(request, services, raw))
     try:
-        moment = datetime.fromisoformat(raw.replace("z", "Z"))
-    except ValueError:
-        raise bad_parameter(
-            "since", "must be a cursor from this server or an RFC 3339 time"
-        ) from None
-    if moment.tzinfo is None or "T" not in raw.upper():
-        raise bad_parameter(
-            "since", "an RFC 3339 time needs a date, a time and a zone (Z or +hh:mm)"
-        )
-    return Since(moment=moment)
+        return Since(moment=rfc3339(raw))
+    except ValueError as error:
+        raise bad_parameter("since", f"must be a cursor from this server, or {error}") from None
 
 
 def _limit(request: Request, services: Services) -> int:

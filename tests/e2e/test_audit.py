@@ -144,16 +144,19 @@ def test_as_of_and_version_give_back_what_pulls_showed_at_the_time(device: Devic
     # version=n: just after the show's version n was recorded (costs up to then included).
     assert ok(get(device, f"/v1/shows/{show_id}", version=1)) == snapshots[0][1]
     assert ok(get(device, f"/v1/shows/{show_id}", version=2)) == snapshots[2][1]
-    assert ok(get(device, f"/v1/shows/{show_id}")) == snapshots[-1][1]
+    now = get(device, f"/v1/shows/{show_id}", as_of="2100-01-01T00:00:00Z")
+    assert now.json() == snapshots[-1][1] and now.headers["etag"] == '"2"'
     assert ok(get(device, f"/v1/costs/{cost_id}", version=1))["amount"] == "100.00"
 
     before = assert_problem(get(device, f"/v1/shows/{show_id}", as_of="2000-01-01T00:00:00Z"), 404)
     assert before["code"] == "not_found"
 
     device.push([op("show", show_id, "delete", base=2)])
-    gone = ok(get(device, f"/v1/shows/{show_id}"))
-    assert gone["deleted_at"] is not None and gone["version"] == 3
-    assert "deleted_at" not in ok(get(device, f"/v1/shows/{show_id}", version=2))
+    deleted_at = events(device)[-1]["recorded_at"]
+    gone = assert_problem(get(device, f"/v1/shows/{show_id}", as_of=deleted_at), 404)
+    assert "was deleted" in gone["detail"]
+    assert_problem(get(device, f"/v1/shows/{show_id}", version=3), 404)
+    assert ok(get(device, f"/v1/shows/{show_id}", version=2)) == snapshots[2][1]
 
 
 def test_history_lists_every_version_with_field_changes_who_and_where(http: httpx.Client) -> None:
