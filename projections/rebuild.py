@@ -34,16 +34,19 @@ or verify runs at a time (a lease on ``read_tables`` in ``projection_state``).
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import re
+import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
 import msgspec
 
-from event_store import START, Checkpoint, EventStore, RecordedEvent, Sql
+from event_store import START, Checkpoint, EventStore, Page, RecordedEvent, Sql
 
 from . import state, tables
 from .apply import keys_needed
@@ -165,18 +168,24 @@ class Replay:
     """Projects pages of the feed (many owners) into the copies aside.
 
     ``project`` runs once per owner of a page; as its ``RowIO`` this class serves rows from a
-    cache filled for the whole page at once (one query per table and round), remembers which
-    keys have no row (so that a creation costs no query), and writes every row a page changed
-    in one statement per table at the end of the page.
+    cache and writes every row a page changed in one statement per table at the end of the
+    page. The copies start empty and only this object writes them, so while the cache has
+    never been dropped it holds every row there is: a key it lacks has no row, and nothing is
+    read back. Past ``CACHE_ROWS`` the cache is dropped (memory stays bounded); from then on
+    the rows a page needs are loaded for the whole page at once, one query per table, and keys
+    found to have no row are remembered, so that a creation costs no query.
     """
 
-    def __init__(self, aside: Aside) -> None:
+    def __init__(self, aside: Aside, cache_rows: int = CACHE_ROWS) -> None:
+        self.cache_rows = cache_rows
         self.suffix = aside.suffix
         self.tables = frozenset(aside.tables)
         self.entities = frozenset(ENTITIES[table] for table in aside.tables)
         self.rows: dict[UUID, dict[RowKey, ReadRow]] = {}
         self.absent: set[OwnedKey] = set()
         self.dirty: dict[OwnedKey, None] = {}
+        self.complete = True
+        """The cache holds every row of the copies (it was never dropped)."""
         self.events = 0
         self._sql: Sql | None = None
 
@@ -186,16 +195,18 @@ class Replay:
         by_owner: dict[UUID, list[RecordedEvent]] = {}
         for event in wanted:
             by_owner.setdefault(event.owner, []).append(event)
-        self._prefetch(sql, wanted)
+        if not self.complete:
+            self._prefetch(sql, wanted)
         for owner, owned in by_owner.items():
             project(sql, owner, owned, self.rows.setdefault(owner, {}), io=self)
         if self.dirty:
             rows = {key: self.rows[key[0]][(key[1], key[2])] for key in self.dirty}
             tables.save_many(sql, rows, suffix=self.suffix)
             self.dirty.clear()
-        if sum(len(held) for held in self.rows.values()) > CACHE_ROWS:
+        if sum(len(held) for held in self.rows.values()) > self.cache_rows:
             self.rows.clear()
             self.absent.clear()
+            self.complete = False
         self.events += len(events)
 
     def _prefetch(self, sql: Sql, events: Sequence[RecordedEvent]) -> None:
@@ -221,6 +232,8 @@ class Replay:
     # RowIO, for what the prefetch did not foresee:
     def load(self, owner: UUID, keys: set[RowKey]) -> Mapping[RowKey, ReadRow]:
         assert self._sql is not None
+        if self.complete:
+            return {}
         # A table not being built is not there: a cost event leaves an absent show alone.
         wanted = {key for key in keys if key[0] in self.tables and (owner, *key) not in self.absent}
         found = tables.load_rows(self._sql, owner, wanted, suffix=self.suffix) if wanted else {}
@@ -242,8 +255,7 @@ def fill(
     """Project the feed after ``after`` into the copies, a page per transaction, until a page
     comes back short; return where it stopped."""
     checkpoint = after
-    while True:
-        page = store.read_all(checkpoint, PAGE)
+    for page in _read_ahead(store, after):
         if page.events:
             with store.sql() as sql:
                 lease.renew(sql)
@@ -251,8 +263,42 @@ def fill(
             checkpoint = page.checkpoint
             if progress is not None:
                 progress(replay.events, total)
-        if len(page.events) < PAGE:
-            return checkpoint
+    return checkpoint
+
+
+def _read_ahead(store: EventStore, after: Checkpoint) -> Iterator[Page]:
+    """The feed's pages after ``after``, up to the first short one, each read by a thread
+    while the page before it is being projected (the database works while Python does)."""
+    pages: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def read() -> None:
+        checkpoint = after
+        try:
+            while not stop.is_set():
+                page = store.read_all(checkpoint, PAGE)
+                pages.put(page)
+                if len(page.events) < PAGE:
+                    break
+                checkpoint = page.checkpoint
+        except BaseException as error:  # handed to the consumer, which raises it
+            pages.put(error)
+            return
+        pages.put(None)
+
+    reader = threading.Thread(target=read, name="rebuild-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := pages.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a reader blocked on a full queue finish
+            with contextlib.suppress(queue.Empty):
+                pages.get(timeout=0.1)
+        reader.join()
 
 
 def _catch_up_held(store: EventStore, sql: Sql, replay: Replay, after: Checkpoint) -> None:
@@ -404,13 +450,14 @@ def _run_aside(
     finish: Callable[[Sql], T],
     progress: Progress | None,
     holder: str | None,
+    cache_rows: int,
 ) -> tuple[T, int]:
     """Steps 1 to 3 of the module doc: build ``aside``, then, in the locked transaction, catch it
     up and call ``finish`` with that transaction. Returns what ``finish`` returned and the
     number of events projected. The copies are dropped whatever happens."""
     with state.Lease(store, READ_TABLES, holder or state.holder_id()) as lease:
         total = store.count_events()
-        replay = Replay(aside)
+        replay = Replay(aside, cache_rows)
         with store.sql() as sql:
             drop_leftovers(sql)
             aside.create(sql)
@@ -436,6 +483,7 @@ def rebuild(
     *,
     progress: Progress | None = None,
     holder: str | None = None,
+    cache_rows: int = CACHE_ROWS,
 ) -> Rebuilt:
     """Rebuild ``requested`` read tables (all by default) from the log; see the module doc."""
     names = _tables(requested)
@@ -455,12 +503,16 @@ def rebuild(
         epoch = state.new_epoch(sql, READ_TABLES, DEFINITION) if reset else latest.epoch
         return changed, epoch, reset
 
-    (changed, epoch, reset), events = _run_aside(store, aside, swap, progress, holder)
+    (changed, epoch, reset), events = _run_aside(store, aside, swap, progress, holder, cache_rows)
     return Rebuilt(names, events, changed, epoch, reset)
 
 
 def verify(
-    store: EventStore, *, progress: Progress | None = None, holder: str | None = None
+    store: EventStore,
+    *,
+    progress: Progress | None = None,
+    holder: str | None = None,
+    cache_rows: int = CACHE_ROWS,
 ) -> list[Difference]:
     """Rebuild every read table aside and compare it with the live one; nothing live is
     written. Every difference, table by table."""
@@ -469,5 +521,5 @@ def verify(
     def differences(sql: Sql) -> list[Difference]:
         return [found for table in aside.tables for found in compare(sql, table, aside.name(table))]
 
-    found, _ = _run_aside(store, aside, differences, progress, holder)
+    found, _ = _run_aside(store, aside, differences, progress, holder, cache_rows)
     return found
