@@ -162,23 +162,36 @@ def _index_values(table: str, row: ReadRow) -> list[Any]:
 
 
 def load_many(sql: Sql, keys: Iterable[OwnedKey], *, suffix: str = "") -> dict[OwnedKey, ReadRow]:
-    """The rows that exist among ``keys`` of any owners: one query per table and chunk."""
+    """The rows that exist among ``keys`` of any owners: one query per table (and chunk, on
+    SQLite)."""
     by_table: dict[str, list[tuple[UUID, UUID]]] = {}
     for owner, table, id_ in keys:
         by_table.setdefault(table, []).append((owner, id_))
+    columns = ", ".join(f"t.{c}" for c in ROW_COLUMNS.split(", "))
     found: dict[OwnedKey, ReadRow] = {}
     for table, pairs in by_table.items():
         name = physical(table, suffix)
-        for chunk in _chunks(list(dict.fromkeys(pairs)), 400):
-            values = ",".join("(?, ?)" for _ in chunk)
-            query = (
-                f"WITH wanted (o, i) AS (VALUES {values}) SELECT t.owner, "
-                + ", ".join(f"t.{c}" for c in ROW_COLUMNS.split(", "))
-                + f" FROM {name} t JOIN wanted ON t.owner = wanted.o AND t.id = wanted.i"
+        unique = list(dict.fromkeys(pairs))
+        if sql.backend == "postgres":
+            # One text parameter, as in _select_by_ids: the statement's text never changes.
+            chunks: Iterable[Sequence[tuple[UUID, UUID]]] = [unique]
+            wanted = (
+                "SELECT split_part(x, '/', 1)::uuid AS o, split_part(x, '/', 2)::uuid AS i "
+                "FROM unnest(string_to_array(?, ',')) AS x"
             )
+        else:
+            chunks = _chunks(unique, 400)  # SQLite caps the number of parameters
+        for chunk in chunks:
             if sql.backend == "postgres":
-                query = query.replace("VALUES (?, ?)", "VALUES (?::uuid, ?::uuid)", 1)
-            for record in sql.fetchall(query, [value for pair in chunk for value in pair]):
+                params: list[Any] = [",".join(f"{o}/{i}" for o, i in chunk)]
+            else:
+                wanted = "VALUES " + ",".join("(?, ?)" for _ in chunk)
+                params = [value for pair in chunk for value in pair]
+            query = (
+                f"WITH wanted (o, i) AS ({wanted}) SELECT t.owner, {columns} FROM {name} t "
+                "JOIN wanted ON t.owner = wanted.o AND t.id = wanted.i"
+            )
+            for record in sql.fetchall(query, params):
                 owner = record[0] if isinstance(record[0], UUID) else UUID(record[0])
                 row = row_from(record[1:])
                 found[(owner, table, row.id)] = row
