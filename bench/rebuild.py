@@ -16,6 +16,7 @@ template batch pushed through ``push``), copied for many owners and entities and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
@@ -23,14 +24,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import psycopg
 
+from bench.append import load_average, postgres_schema
 from event_store import EventStore, NewEvent, StreamId, open_store, transfer
 from event_store.integrity import verify_chains
 from projections.rebuild import rebuild, verify
@@ -38,7 +37,6 @@ from schemas.ops import Op, PushRequest
 from sync_server.push import Origin, push
 from sync_server.services import migrate_all
 
-PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 T = TypeVar("T")
 
 SHOW, COST, PRODUCT, WORKOUT = (uuid.UUID(int=i) for i in range(1, 5))
@@ -96,28 +94,17 @@ def generate(store: EventStore, total: int, owners: int) -> int:
     return written
 
 
-@contextmanager
+@contextlib.contextmanager
 def fresh(backend: str, tmp: str, name: str) -> Iterator[EventStore]:
-    if backend == "sqlite":
-        store = open_store(f"sqlite:///{tmp}/{name}.db")
-        try:
-            migrate_all(store)
-            yield store
-        finally:
-            store.close()
-        return
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    url = f"{PG_URL}?options={quote(f'-csearch_path={schema}')}"
-    store = open_store(url, pool_min=1, pool_max=4)
-    try:
+    """A new, migrated store: a SQLite file in ``tmp``, or a PostgreSQL schema of its own."""
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            store = open_store(f"sqlite:///{tmp}/{name}.db")
+        else:
+            store = open_store(stack.enter_context(postgres_schema()), pool_min=1, pool_max=4)
+        stack.callback(store.close)
         migrate_all(store)
         yield store
-    finally:
-        store.close()
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def timed(label: str, events: int, run: Callable[[], T]) -> T:
@@ -155,9 +142,10 @@ def main() -> int:
     parser.add_argument("--owners", type=int, default=1000)
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")  # fmt: skip
+          f"Python {platform.python_version()}; load average {load_average()}")  # fmt: skip
     for backend in args.backends.split(","):
         bench(backend, args.events, args.owners)
+    print(f"load average at the end: {load_average()}")
     return 0
 
 
