@@ -149,7 +149,13 @@ async def _as_of(request: Request, collection: Collection) -> Response:
     return entities.row_response(row)
 
 
-entities.time_travel = _as_of
+async def _time_travel(request: Request, collection: Collection) -> Response:
+    return await entity_as_of(request)
+
+
+# The REST item route hands ?as_of= and ?version= requests over (its own collection is the one
+# in the path, which entity_as_of reads).
+entities.time_travel = _time_travel
 
 
 routes = [
