@@ -258,92 +258,102 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="where the embedded SQLite file lives (.sync-data)")
 
 
+def _command(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    **text: str,
+) -> argparse.ArgumentParser:
+    """A subcommand with the common options, run by ``run``; ``text``: its help and
+    description."""
+    parser: argparse.ArgumentParser = commands.add_parser(name, **text)
+    _common(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sync-server", description="Event-sourced, offline-first sync backend."
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the HTTP server")
-    _common(serve)
+    serve = _command(commands, "serve", cmd_serve, help="run the HTTP server")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default 8000)")
     serve.add_argument("--workers", type=int, help="server processes (PostgreSQL only)")
-    serve.set_defaults(run=cmd_serve)
 
-    migrate = commands.add_parser("migrate", help="apply pending database migrations")
-    _common(migrate)
-    migrate.set_defaults(run=cmd_migrate)
+    _command(commands, "migrate", cmd_migrate, help="apply pending database migrations")
 
-    rebuild = commands.add_parser(
+    rebuild = _command(
+        commands,
         "rebuild",
+        cmd_rebuild,
         help="rebuild read tables from the log, aside, then swap (safe while serving)",
         description="Rebuild read tables from the log into copies aside, then write the rows "
         "that differ into the live tables under a short lock. Same sync positions as before: "
         "clients keep their cursors unless rows changed (then they are told to reset).",
     )
-    _common(rebuild)
     rebuild.add_argument(
         "tables", nargs="*", metavar="table", help="shows, costs, workouts, inventory (all)"
     )
-    rebuild.set_defaults(run=cmd_rebuild)
 
-    verify = commands.add_parser(
+    _command(
+        commands,
         "verify",
+        cmd_verify,
         help="compare the read tables with the log and check the hash chains",
         description="Rebuild every read table aside and print each difference with the live "
         "one (table, owner, id, field, live value, replayed value); check every owner's hash "
         "chain. Exit status 1 on any difference or broken link.",
     )
-    _common(verify)
-    verify.set_defaults(run=cmd_verify)
 
-    export = commands.add_parser(
+    export = _command(
+        commands,
         "export",
+        cmd_export,
         help="write the log (events and idempotency keys) as NDJSON",
         description="Write the whole log as NDJSON from one snapshot, streamed: safe while "
         "serving, constant memory for any size.",
     )
-    _common(export)
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
-    export.set_defaults(run=cmd_export)
 
-    load = commands.add_parser(
+    load = _command(
+        commands,
         "import",
+        cmd_import,
         help="load an NDJSON export into an empty store, then rebuild the read tables",
         description="Load an export into an empty store in one transaction: a damaged file "
         "stops at its first bad line, named by number, and nothing of it is kept.",
     )
-    _common(load)
     load.add_argument("file", help="the export to load ('-' for standard input)")
-    load.set_defaults(run=cmd_import)
 
-    project = commands.add_parser(
+    project = _command(
+        commands,
         "project",
+        cmd_project,
         help="keep the catch-up read models up with the log",
         description="Apply the log to the read models that are not written inline (daily "
         "sales), from each one's checkpoint; rebuild the read tables if the projector code "
         "changed. Any number may run against one PostgreSQL: each event is applied once.",
     )
-    _common(project)
     project.add_argument("--once", action="store_true", help="stop once caught up")
     project.add_argument(
         "--interval", type=float, default=1.0, help="seconds between rounds (default 1)"
     )
-    project.set_defaults(run=cmd_project)
 
-    replay = commands.add_parser(
+    replay = _command(
+        commands,
         "replay",
+        cmd_replay,
         help="print entities as they were at a moment, rebuilt from the log",
         description="Print, one JSON line per entity, the state at --as-of rebuilt from the "
         "log (never read from the read tables): of one entity, of one owner, or of everyone.",
     )
-    _common(replay)
     replay.add_argument("--as-of", type=_moment, required=True, help="RFC 3339 time")
     replay.add_argument("--owner", type=UUID, help="the user id whose entities to replay")
     replay.add_argument("--entity", help="show, cost, workout or product (with --id)")
     replay.add_argument("--id", type=UUID, help="the entity's id (with --entity)")
-    replay.set_defaults(run=cmd_replay)
     return parser
 
 
