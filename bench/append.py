@@ -49,7 +49,10 @@ META = EventMetadata(actor="bench", client_id="c", op_id="x", source="bench")
 # The columns the store's own INSERT names on PostgreSQL; position and tx come from the column
 # defaults there, as they do for the store.
 PG_COLUMNS = "owner, stream_type, stream_id, version, type, schema_version, data, metadata, "
-PG_COLUMNS += "recorded_at"
+PG_COLUMNS += "recorded_at, hash"
+# The store writes each event's link in its owner's hash chain (32 bytes): so do the raw rows,
+# which also keeps them out of the partial index of unhashed events the copy of the table has.
+RAW_HASH = bytes(range(32))
 # SQLite has no defaults for them: the store computes position and tx, and so does the raw run.
 SQLITE_COLUMNS = "position, tx, " + PG_COLUMNS
 
@@ -66,7 +69,7 @@ class Transaction:
         encode = msgspec.json.encode
         return [
             (self.owner, e.stream.type, e.stream.id, 1, e.type, e.schema_version,
-             encode(e.data).decode(), encode(e.metadata).decode(), now)
+             encode(e.data).decode(), encode(e.metadata).decode(), now, RAW_HASH)
             for e in self.events
         ]  # fmt: skip
 
@@ -131,7 +134,7 @@ class RawPostgres:
         self.conn.execute("TRUNCATE events_raw")
         self.conn.commit()
         prepared = [t.rows(datetime.now(UTC)) for t in work]
-        insert = f"INSERT INTO events_raw ({PG_COLUMNS}) VALUES ({','.join(['%s'] * 9)})"
+        insert = f"INSERT INTO events_raw ({PG_COLUMNS}) VALUES ({','.join(['%s'] * 10)})"
 
         def run() -> None:
             for rows in prepared:
@@ -178,7 +181,7 @@ class RawSqlite:
             rows = [(position + i, position, *row) for i, row in enumerate(t.rows(now))]
             prepared.append(rows)
             position += len(rows)
-        insert = f"INSERT INTO events_raw ({SQLITE_COLUMNS}) VALUES ({','.join(['?'] * 11)})"
+        insert = f"INSERT INTO events_raw ({SQLITE_COLUMNS}) VALUES ({','.join(['?'] * 12)})"
 
         def run() -> None:
             for rows in prepared:
