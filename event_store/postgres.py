@@ -178,12 +178,12 @@ class PostgresTransaction(Transaction):
             "SELECT ?, r.t, r.i, r.v, r.y, r.s, r.d, r.m, ?, decode(r.h, 'hex') "
             "FROM json_to_recordset(?::json) "
             "AS r(o int, t text, i uuid, v int, y text, s smallint, d json, m json, h text) "
-            "ORDER BY r.o RETURNING position, tx, stream_type, stream_id, version, hash), "
+            "ORDER BY r.o RETURNING position, tx, stream_type, stream_id, version), "
             "head AS (INSERT INTO event_chains (owner, position, hash) "
-            "SELECT ?, position, hash FROM written ORDER BY position DESC LIMIT 1 "
+            "SELECT ?, max(position), ? FROM written "
             "ON CONFLICT (owner) DO UPDATE SET position = excluded.position, hash = excluded.hash) "
             "SELECT position, tx, stream_type, stream_id, version FROM written",
-            [self.owner, self.now, document.decode(), self.owner],
+            [self.owner, self.now, document.decode(), self.owner, events[-1][2]],
         )
         by_row = {(t, i, v): p for p, _, t, i, v in rows}
         positions = [by_row[(e.stream.type, e.stream.id, v)] for e, v, _ in events]
