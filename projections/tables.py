@@ -252,16 +252,18 @@ _PG_TYPES = {
 
 def _save_postgres(sql: Sql, table: str, name: str, rows: list[tuple[UUID, ReadRow]]) -> None:
     # One JSON document for all rows: cheaper than a statement per row or array parameters.
+    # json_to_recordset parses each row once into typed columns; picking columns out of a
+    # json array with ->> re-parses the row for every column, bodies and all.
     columns = columns_of(table)
-    document = _encoder.encode([_values(table, owner, row) for owner, row in rows])
-    picks = ", ".join(
-        f"(r->>{i})::{_PG_TYPES[c]}" if c != "body" and c != "hidden" else f"r->>{i}"
-        for i, c in enumerate(columns)
+    document = _encoder.encode(
+        [dict(zip(columns, _values(table, owner, row), strict=True)) for owner, row in rows]
     )
+    typed = ", ".join(f"{c} {_PG_TYPES[c]}" for c in columns)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
+    listed = ", ".join(columns)
     sql.execute(
-        f"INSERT INTO {name} ({', '.join(columns)}) "
-        f"SELECT {picks} FROM json_array_elements(?::json) AS r "
+        f"INSERT INTO {name} ({listed}) "
+        f"SELECT {listed} FROM json_to_recordset(?::json) AS r({typed}) "
         f"ON CONFLICT (owner, id) DO UPDATE SET {updates}",
         [document.decode()],
     )

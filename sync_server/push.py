@@ -7,8 +7,9 @@ so nothing of this user changes underneath):
 2. every row the batch needs is loaded at once (one query per table, not one per op);
 3. ops are decided in order by the pure ``decide``; an accepted op's events are applied to the
    rows in memory straight away, so later ops of the batch see them (a show, then its cost);
-4. the accepted events are appended with the ops' keys, and projected into the read tables
-   from what the log recorded (real positions and times), by the same code a rebuild runs;
+4. the accepted events are appended with the ops' keys, and the rows they changed are saved
+   with the positions the log gave them (``_Provisional``): projected once, by the same
+   ``apply_event`` a rebuild runs;
 5. refused ops' outcomes are remembered too, so a retried op always answers what it first did.
 
 An ``atomic`` batch with any op that is neither applied nor a duplicate raises out of the
@@ -17,7 +18,7 @@ transaction, so that nothing of it (not even the keys of the refused ops) is kep
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -29,7 +30,7 @@ from event_store import AppendRequest, EventMetadata, EventStore, RecordedEvent,
 from event_store.store import Transaction
 from projections import tables
 from projections.apply import Loader, RowCache, apply_event, load_missing
-from projections.project import epoch, project
+from projections.project import TableIO, epoch
 from projections.rows import TABLES, ReadRow, RowKey
 from projections.shows import live_cost_ids
 from schemas.entities import DELETE, UPDATE
@@ -105,8 +106,8 @@ def _push(
     recalled = tx.recall(op_key(op.op_id) for op in request.ops)
     deciding = [op for op in ops if isinstance(op, Op) and op_key(op.op_id) not in recalled]
     cache = RowCache(lambda keys: tables.load_rows(tx.sql, origin.owner, keys))
-    loaded = _load(tx, deciding, cache)
-    working: dict[RowKey, ReadRow] = dict(loaded)
+    projected = _Provisional(_load(tx, deciding, cache), cache, origin.owner, tx.now)
+    working = projected.rows
 
     results: list[OpResult] = []
     requests: list[AppendRequest] = []
@@ -125,7 +126,7 @@ def _push(
         else:
             if at_current_version:
                 op = _at_current_version(op, working)
-            result, append = _decide(tx, op, working, origin, cache)
+            result, append = _decide(op, projected, origin)
             if append is None:
                 # Refused, or an update that changed nothing: no event carries the key.
                 remembered[key] = _encode(result)
@@ -140,19 +141,16 @@ def _push(
     if requests:
         tx.append_batch(requests)
     tx.remember(remembered)
-    project(tx.sql, origin.owner, tx.recorded, dict(loaded), cache)
+    TableIO(tx.sql).save(origin.owner, projected.settle(tx.recorded))
     head = tx.recorded[0].position - 1 if tx.recorded else tables.head(tx.sql, origin.owner)
     return Pushed(results, cursors.Cursor(head, epoch(tx.sql)), list(tx.recorded))
 
 
 def _decide(
-    tx: Transaction,
-    op: Op,
-    working: MutableMapping[RowKey, ReadRow],
-    origin: Origin,
-    load: Loader,
+    op: Op, projected: _Provisional, origin: Origin
 ) -> tuple[OpResult, AppendRequest | None]:
     """Decide one op against the rows in memory; apply what it accepts to them."""
+    working = projected.rows
     state = references.state_from_rows(op, working)
     decision = decide(op, state, references.references_from_rows(op, working))
     if isinstance(decision, Conflicted):
@@ -174,7 +172,7 @@ def _decide(
         source=origin.source,
     )
     expected = _expected(decision.events, working)
-    _apply_provisionally(decision.events, working, origin.owner, tx.now, load)
+    projected.apply(decision.events)
     new_events = [event.new_event(metadata) for event in decision.events]
     return result, AppendRequest(new_events, expected, op_key(op.op_id), _encode(result))
 
@@ -200,35 +198,59 @@ def _expected(
     return expected
 
 
-def _apply_provisionally(
-    events: Sequence[PendingEvent],
-    rows: MutableMapping[RowKey, ReadRow],
-    owner: UUID,
-    now: datetime,
-    load: Loader,
-) -> None:
-    """Apply accepted events to the rows in memory, for the ops after them in the batch.
+class _Provisional:
+    """The batch's rows in memory, with each accepted event applied as soon as it is decided.
 
-    Positions are not known before the append; these rows only serve deciding, and the rows
-    that are saved are projected again from the recorded events.
+    Later ops are decided on these rows, so they see what earlier ops of the batch did. The
+    events are applied with provisional positions 1, 2, 3… in the order they will be appended,
+    which is the order the log gives them positions in; once the log has recorded them,
+    ``settle`` puts the real positions in the rows' ``sync_pos``, the one field of a row a
+    position reaches (``projections/rows.py``). So every event is projected once, by the same
+    ``apply_event`` a rebuild runs, and the rows saved are those a rebuild gives (the property
+    tests check it).
     """
-    for event in events:
-        key = (TABLES[event.stream.type], event.stream.id)
-        row = rows.get(key)
-        recorded = RecordedEvent(
-            position=0,
-            tx=0,
-            owner=owner,
-            stream=event.stream,
-            version=(0 if row is None else row.version) + 1,
-            type=event.type,
-            schema_version=1,
-            data=event.data,
-            metadata=EventMetadata(),
-            recorded_at=now,
-        )
-        load_missing(recorded, rows, load)
-        apply_event(rows, recorded)
+
+    def __init__(
+        self, rows: dict[RowKey, ReadRow], load: Loader, owner: UUID, now: datetime
+    ) -> None:
+        self.rows = rows
+        self.load = load
+        self.owner = owner
+        self.now = now
+        self.applied = 0
+        self.changed: dict[RowKey, None] = {}
+
+    def apply(self, events: Sequence[PendingEvent]) -> None:
+        for event in events:
+            key = (TABLES[event.stream.type], event.stream.id)
+            row = self.rows.get(key)
+            self.applied += 1
+            recorded = RecordedEvent(
+                position=self.applied,
+                tx=0,
+                owner=self.owner,
+                stream=event.stream,
+                version=(0 if row is None else row.version) + 1,
+                type=event.type,
+                schema_version=1,
+                data=event.data,
+                metadata=EventMetadata(),
+                recorded_at=self.now,
+            )
+            load_missing(recorded, self.rows, self.load)
+            self.changed.update(dict.fromkeys(apply_event(self.rows, recorded)))
+
+    def settle(self, recorded: Sequence[RecordedEvent]) -> dict[RowKey, ReadRow]:
+        """The changed rows with real positions, given the events the log recorded."""
+        if len(recorded) != self.applied:
+            raise AssertionError(f"{self.applied} events applied, {len(recorded)} recorded")
+        positions = [event.position for event in recorded]
+        settled = {}
+        for key in self.changed:
+            row = self.rows[key]
+            real = positions[row.sync_pos - 1]
+            settled[key] = msgspec.structs.replace(row, sync_pos=real)
+        return settled
 
 
 def _load(tx: Transaction, ops: Sequence[Op], cache: RowCache) -> dict[RowKey, ReadRow]:
