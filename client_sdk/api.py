@@ -13,8 +13,9 @@ the app sees ``SessionRevoked`` and signs in again (nothing queued is lost).
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -35,6 +36,7 @@ REFRESH = "/v1/auth/refresh"
 LOGOUT = "/v1/auth/logout"
 PUSH = "/v1/sync/push"
 PULL = "/v1/sync/pull"
+STREAM = "/v1/sync/stream"
 
 
 class Tokens(msgspec.Struct, frozen=True):
@@ -125,6 +127,21 @@ class Api:
             raise problem_of(response)
         return _decode(response, PullPage)
 
+    def stream(
+        self, since: str | None, timeout: httpx.Timeout
+    ) -> contextlib.closing[httpx.Response]:
+        """``GET /v1/sync/stream`` (from ``since``, the client's pull cursor, if given): the
+        answer whatever its status, its body left to read as it comes, closed on leaving the
+        ``with``. Sent once (``Transport.open_stream``); a 401 refreshes the tokens first, as
+        for every call."""
+        params = {} if since is None else {"since": since}
+        response = self._with_session(
+            lambda tokens: self.transport.open_stream(
+                STREAM, params=params, headers=_bearer(tokens), timeout=timeout
+            )
+        )
+        return contextlib.closing(response)
+
     # -- the token dance -------------------------------------------------------------------------
 
     def _authorized(
@@ -135,33 +152,29 @@ class Api:
         body: object = None,
         params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        return self._with_session(
+            lambda tokens: self.transport.request(
+                method, path, body=body, params=params, headers=_bearer(tokens)
+            )
+        )
+
+    def _with_session(self, send: Callable[[Tokens], httpx.Response]) -> httpx.Response:
+        """``send(tokens)`` with the stored tokens; after a 401, once more with fresh ones."""
         tokens = self._tokens.load_tokens()
         if tokens is None:
             raise NotAuthenticated("no session in the store: register or log in first")
-        response = self._send(method, path, tokens, body, params)
+        response = send(tokens)
         if response.status_code != 401:
             return response
+        response.close()
         self._refresh(tokens.access_token)
         fresh = self._tokens.load_tokens()
         if fresh is None:  # pragma: no cover - _refresh raises instead
             raise NotAuthenticated("the session was cleared")
-        response = self._send(method, path, fresh, body, params)
+        response = send(fresh)
         if response.status_code == 401:
-            problem = problem_of(response)
-            self._tokens.save_tokens(None)
-            raise SessionRevoked(problem.code, problem.detail)
+            raise self._ended(response)
         return response
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        tokens: Tokens,
-        body: object,
-        params: Mapping[str, str] | None,
-    ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {tokens.access_token}"}
-        return self.transport.request(method, path, body=body, params=params, headers=headers)
 
     def _refresh(self, failed_access_token: str) -> None:
         with self._refreshing:
@@ -174,12 +187,18 @@ class Api:
                 "POST", REFRESH, body={"refresh_token": current.refresh_token}, idempotent=False
             )
             if response.status_code == 401:
-                problem = problem_of(response)
-                self._tokens.save_tokens(None)
-                raise SessionRevoked(problem.code, problem.detail)
+                raise self._ended(response)
             if response.status_code != 200:
                 raise problem_of(response)
             self._tokens.save_tokens(_decode(response, Tokens))
+
+    def _ended(self, refused: httpx.Response) -> SessionRevoked:
+        """The session is over: forget its tokens; the error to raise."""
+        with contextlib.closing(refused):
+            refused.read()  # a streamed answer's body is not read yet
+            problem = problem_of(refused)
+        self._tokens.save_tokens(None)
+        return SessionRevoked(problem.code, problem.detail)
 
 
 def _decode(response: httpx.Response, type_: type[T]) -> T:
@@ -187,6 +206,10 @@ def _decode(response: httpx.Response, type_: type[T]) -> T:
         return msgspec.json.decode(response.content, type=type_)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
         raise SyncError(f"unexpected answer from {response.request.url.path}: {error}") from None
+
+
+def _bearer(tokens: Tokens) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens.access_token}"}
 
 
 def _without_none(**values: str | None) -> dict[str, str]:

@@ -98,6 +98,11 @@ class SyncEngine:
             finally:
                 self._syncing = None
 
+    def cursor(self) -> str | None:
+        """Where the next pull starts (None: from the beginning)."""
+        with self.store.transaction():
+            return self.store.get_meta(CURSOR)
+
     # -- push ------------------------------------------------------------------------------------
 
     def push(self, report: SyncReport) -> None:
@@ -237,8 +242,7 @@ class SyncEngine:
             applied_before = [op.op_id for op in self.store.ops() if op.acked]
         resets = 0
         while True:
-            with self.store.transaction():
-                cursor = self.store.get_meta(CURSOR)
+            cursor = self.cursor()
             try:
                 page = self.api.pull(cursor, self.settings.page_size)
             except ApiError as error:

@@ -11,13 +11,17 @@ worth another try:
   Pushes are idempotent (op ids), pulls are reads.
 
 Every request is one ``httpx.Client`` call, so another transport (a fault injector in tests, a
-proxy, a streaming connection added later) plugs in as an ``httpx.BaseTransport``.
+proxy) plugs in as an ``httpx.BaseTransport``. Event streams go through the same client, but
+are sent once and read as they come (``open_stream``, ``chunks``): whoever reads them decides
+when to reconnect, and may ``abort`` a read from another thread.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -28,6 +32,8 @@ from .retry import RETRYABLE_STATUSES, SAFE_WITHOUT_IDEMPOTENCY, RetryPolicy, pa
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures that happen before a single byte of the request left."""
+
+_STREAM_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
 
 _encode = msgspec.json.Encoder().encode
 
@@ -80,9 +86,7 @@ class Transport:
                 )
             except httpx.TransportError as error:
                 if attempt == attempts or not (idempotent or isinstance(error, _NOT_SENT)):
-                    raise NetworkError(
-                        f"{method} {path}: {type(error).__name__}: {error}"
-                    ) from error
+                    raise NetworkError(_failure(method, path, error)) from error
                 self._sleep(self.retry.delay(attempt))
                 continue
             status = response.status_code
@@ -95,6 +99,63 @@ class Transport:
                 raise _final_error(response, retry_after)
             self._sleep(self.retry.delay(attempt, retry_after))
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def open_stream(
+        self,
+        path: str,
+        *,
+        timeout: httpx.Timeout,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """``GET path`` as an event stream: the answer as soon as its headers came, whatever
+        its status, with the body left to read (``chunks``); the caller closes it. Sent once,
+        never retried. Raises ``NetworkError`` if no answer came."""
+        all_headers = {
+            **(headers or {}),
+            "Accept": "text/event-stream",
+            "Cache-Control": "no-cache",
+        }
+        request = self._http.build_request(
+            "GET", path, params=params, headers=all_headers, timeout=timeout
+        )
+        try:
+            return self._http.send(request, stream=True)
+        except httpx.TransportError as error:
+            raise NetworkError(_failure("GET", path, error)) from error
+
+    @staticmethod
+    def chunks(response: httpx.Response) -> Iterator[bytes]:
+        """The body of a streamed answer as it comes. Raises ``NetworkError`` when the
+        connection breaks, times out (the read timeout is the longest silence allowed), or is
+        aborted."""
+        try:
+            yield from response.iter_bytes()
+        except (httpx.TransportError, httpx.StreamError) as error:
+            raise NetworkError(_failure("GET", response.request.url.path, error)) from error
+
+    @staticmethod
+    def abort(response: httpx.Response) -> None:
+        """Make the thread reading ``response`` give up now; safe from any thread.
+
+        The socket is shut down rather than closed: closing it does not wake a read that is
+        already waiting on it, shutting it down does (the read sees the end of the stream).
+        Only the reading thread closes the response. A response without a socket (a transport
+        in memory) is closed here instead.
+        """
+        network = response.extensions.get("network_stream")
+        sock = None if network is None else network.get_extra_info("socket")
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                # The plain socket's shutdown even for TLS: SSLSocket's own would drop its
+                # TLS state under the feet of the reading thread.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        else:
+            response.close()
+
+
+def _failure(method: str, path: str, error: Exception) -> str:
+    return f"{method} {path}: {type(error).__name__}: {error}"
 
 
 def problem_of(response: httpx.Response, kind: type[ApiError] = ApiError) -> ApiError:
