@@ -29,6 +29,7 @@ from .errors import (
     ValidationError,
     WrongUser,
 )
+from .live import LiveSettings, LiveStatus, LiveSync
 from .local import Changed
 from .loop import SyncLoop
 from .records import PendingOp, Record, Rejection, SyncReport
@@ -42,6 +43,9 @@ __all__ = [
     "Client",
     "ClientError",
     "ConflictInfo",
+    "LiveSettings",
+    "LiveStatus",
+    "LiveSync",
     "NetworkError",
     "NotAuthenticated",
     "NotFound",

@@ -22,6 +22,7 @@ from .api import Api, SignedIn, Tokens, User
 from .conflicts import Policy
 from .entities import Costs, Inventory, Shows, Workouts
 from .errors import ClientError, WrongUser
+from .live import LiveSettings, LiveSync, StatusListener
 from .local import ChangeListener, LocalData
 from .loop import ErrorListener, ReportListener, SyncLoop
 from .records import PendingOp, Rejection, SyncReport
@@ -104,7 +105,7 @@ class Client:
         self.costs = Costs(self._local)
         self.workouts = Workouts(self._local)
         self.inventory = Inventory(self._local)
-        self._loops: list[SyncLoop] = []
+        self._loops: list[SyncLoop | LiveSync] = []
 
     def _client_id(self) -> UUID:
         """This installation's id (sent with every push), made once per store file."""
@@ -120,7 +121,7 @@ class Client:
         return self._engine.settings.client_id
 
     def close(self) -> None:
-        """Stop the sync loops started by ``watch`` and close the file and connections."""
+        """Stop what ``watch`` and ``live`` started, and close the file and connections."""
         for loop in self._loops:
             loop.stop()
         self._transport.close()
@@ -227,9 +228,41 @@ class Client:
         context manager). ``close()`` stops it too."""
         loop = SyncLoop(self.sync, interval=interval, on_sync=on_sync, on_error=on_error)
         if sync_on_write:
-            self.on_change(lambda changed: loop.trigger() if changed.origin == "local" else None)
+            self._sync_after_writes(loop)
         self._loops.append(loop)
         return loop.start()
+
+    def live(
+        self,
+        settings: LiveSettings | None = None,
+        *,
+        sync_on_write: bool = True,
+        on_sync: ReportListener | None = None,
+        on_error: ErrorListener | None = None,
+        on_status: StatusListener | None = None,
+    ) -> LiveSync:
+        """Sync whenever the server says this user's data changed (an event stream held open
+        in the background), and soon after each local write with ``sync_on_write``; poll when
+        streaming does not work. Returns the running ``LiveSync`` (``stop()`` it, or use it as
+        a context manager); ``close()`` stops it too. See ``client_sdk.live`` for how it
+        reconnects and when it polls; ``on_status`` hears each change of its ``LiveStatus``.
+        A session that ended stops it with ``SessionRevoked``, given to ``on_error``."""
+        live = LiveSync(
+            self.api,
+            self._engine.cursor,
+            self.sync,
+            settings or LiveSettings(),
+            on_sync=on_sync,
+            on_error=on_error,
+            on_status=on_status,
+        )
+        if sync_on_write:
+            self._sync_after_writes(live.loop)
+        self._loops.append(live)
+        return live.start()
+
+    def _sync_after_writes(self, loop: SyncLoop) -> None:
+        self.on_change(lambda changed: loop.trigger() if changed.origin == "local" else None)
 
 
 class _Fixed:

@@ -1,9 +1,10 @@
 """Periodic sync in a background thread, with a way to ask for a sync now.
 
 ``trigger()`` is the one way to wake the loop early: local writes call it (when the loop is
-started with ``sync_on_write``), and a future live-change stream only has to call it too when
-the server announces a change. After a failure the loop waits longer each time (doubling, with
-jitter, up to ``max_backoff``); a session that ended stops it, since only a new login helps.
+started with ``sync_on_write``), and so does ``live.py`` when the server announces a change.
+Triggers that come while a sync runs cause one more sync after it, however many they are.
+After a failure the loop waits longer each time (doubling, with jitter, up to
+``max_backoff``); a session that ended stops it, since only a new login helps.
 """
 
 from __future__ import annotations
@@ -105,16 +106,14 @@ class SyncLoop:
         self.failures = 0
         self.last_report = report
         self.last_error = None
-        if self._on_sync is not None:
-            _call(self._on_sync, report)
+        call_listener(self._on_sync, report)
         return True
 
     def _failed(self, error: BaseException) -> None:
         self.failures += 1
         self.last_error = error
         log.warning("sync failed", extra={"error": type(error).__name__})
-        if self._on_error is not None:
-            _call(self._on_error, error)
+        call_listener(self._on_error, error)
 
     def _next_wait(self) -> float:
         if not self.failures:
@@ -123,7 +122,10 @@ class SyncLoop:
         return self._rng.uniform(cap / 2, cap)
 
 
-def _call(listener: Callable[[T], None], value: T) -> None:
+def call_listener(listener: Callable[[T], None] | None, value: T) -> None:
+    """Call an app's callback, if there is one; what it raises is logged, never passed on."""
+    if listener is None:
+        return
     try:
         listener(value)
     except Exception:  # an app callback must not kill the loop
