@@ -322,6 +322,8 @@ class LiveSync:
                     self.loop.trigger()
                 elif isinstance(item, Event) and item.type == "bye":
                     return _Ended(_bye_reason(item.data), True, parser.retry)
+            if self._stopping.is_set() or self._reopen:
+                break  # aborted, yet the read went on (a transport without a socket to shut)
         with self._lock:
             return self._interrupted() or _Ended(LOST, self._opened, parser.retry)
 

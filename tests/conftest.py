@@ -155,15 +155,17 @@ class Server:
                 self.process.wait(5)
 
 
-def start_server(database: Database, tmp: Path, workers: int = 1, **env: str) -> Server:
-    port = free_port()
+def start_server(
+    database: Database, tmp: Path, workers: int = 1, port: int | None = None, **env: str
+) -> Server:
+    port = port or free_port()
     log_path = tmp / f"server-{port}.log"
     full_env = {**os.environ, **TEST_ENV, **database.env(), **env}
     command = [
         sys.executable, "-m", "sync_server", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
-    with log_path.open("wb") as log_file:
+    with log_path.open("ab") as log_file:
         process = subprocess.Popen(command, env=full_env, stdout=log_file, stderr=log_file)
     server = Server(f"http://127.0.0.1:{port}", process, log_path, database, env)
     deadline = time.monotonic() + 30
@@ -187,16 +189,19 @@ ServerFactory = Callable[..., Server]
 def server_factory(backend: str, tmp_path: Path) -> Iterator[ServerFactory]:
     """Start servers on a fresh database of ``backend``; all stopped and dropped afterwards.
 
-    Calling it with ``database=`` reuses that database (several processes on one database).
+    Calling it with ``database=`` reuses that database (several processes on one database);
+    with ``port=``, that port (a server started again where a stopped one listened).
     """
     started: list[Server] = []
     databases: list[Database] = []
 
-    def start(database: Database | None = None, workers: int = 1, **env: str) -> Server:
+    def start(
+        database: Database | None = None, workers: int = 1, port: int | None = None, **env: str
+    ) -> Server:
         if database is None:
             database = fresh_database(backend, tmp_path)
             databases.append(database)
-        server = start_server(database, tmp_path, workers=workers, **env)
+        server = start_server(database, tmp_path, workers=workers, port=port, **env)
         started.append(server)
         return server
 

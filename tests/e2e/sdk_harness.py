@@ -79,6 +79,31 @@ def open_client(path: Path | str, url: str, **options: Any) -> Client:
     return Client(path, url, **options)
 
 
+class Devices:
+    """``devices(name, **options)``: a client on its own file in ``folder``, signed in on the
+    server at ``url`` as one new user (the first device registers it); ``close()`` closes
+    them all."""
+
+    def __init__(self, url: str, folder: Path) -> None:
+        self.url = url
+        self.folder = folder
+        self.email = new_email()
+        self.opened: list[Client] = []
+
+    def __call__(self, name: str, **options: Any) -> Client:
+        client = open_client(self.folder / f"{name}.db", self.url, **options)
+        if self.opened:
+            client.login(self.email, PASSWORD)
+        else:
+            client.register(self.email, PASSWORD)
+        self.opened.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.opened:
+            client.close()
+
+
 def local_rows(client: Client) -> Copy:
     """The client's copy of the read tables: (entity, id) -> (version, deleted, data)."""
     with client.store.transaction():

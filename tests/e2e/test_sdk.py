@@ -7,7 +7,7 @@ Each test registers its own user on the module's shared server.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import pytest
 from sdk_harness import (
     PASSWORD,
     Crash,
+    Devices,
     FaultyTransport,
     local_rows,
     new_email,
@@ -37,28 +38,14 @@ from client_sdk import (
 )
 
 SHOW = {"date": "2026-12-01", "city": "Madrid", "country": "ES", "fee": "12000"}
-Devices = Callable[..., Client]
 
 
 @pytest.fixture
 def devices(server: Any, tmp_path: Path) -> Iterator[Devices]:
-    """``devices(name, **options)``: a client on its own file, signed in as this test's user
-    (the first one registers it)."""
-    email = new_email()
-    opened: list[Client] = []
-
-    def device(name: str, **options: Any) -> Client:
-        client = open_client(tmp_path / f"{name}.db", server.url, **options)
-        if opened:
-            client.login(email, PASSWORD)
-        else:
-            client.register(email, PASSWORD)
-        opened.append(client)
-        return client
-
-    yield device
-    for client in opened:
-        client.close()
+    """Clients of this test's user, each on its own file (see ``sdk_harness.Devices``)."""
+    opened = Devices(server.url, tmp_path)
+    yield opened
+    opened.close()
 
 
 def assert_same_as_server(server: Any, *clients: Client) -> None:

@@ -1,6 +1,6 @@
 """``LiveSync`` (the SDK's ``client.live()``) against a scripted server in memory: what it does
 for each poke, each ``bye``, each refusal, a stream that never opens, a reset and a session
-that ended. The real server's streams are exercised in ``tests/e2e/test_sdk_live.py``.
+that ended. The real server's streams are in ``tests/e2e/test_sdk_live.py``.
 
 Every wait here is bounded only so that a broken run fails instead of hanging.
 """
