@@ -243,7 +243,6 @@ class LiveSync:
             if not isinstance(error, SessionRevoked | NotAuthenticated):
                 log.exception("live sync stopped by an unexpected error")
             self._end(error)
-            call_listener(self._on_error, error)
         finally:
             self._set_status(LiveStatus("stopped", self.status.reason))
 
@@ -360,14 +359,20 @@ class LiveSync:
     def _failed(self, error: BaseException) -> None:
         if isinstance(error, SessionRevoked | NotAuthenticated):
             self._end(error)  # the loop ends by itself
-        call_listener(self._on_error, error)
+        else:
+            call_listener(self._on_error, error)
 
     def _end(self, error: BaseException) -> None:
+        """Stop everything because of ``error``; the app hears of the first such error only
+        (when a session ends, the stream and the loop may both find out)."""
         with self._lock:
-            if self.error is None:
+            first = self.error is None
+            if first:
                 self.error = error
         self._stopping.set()
         self._abort()
+        if first:
+            call_listener(self._on_error, error)
         self.loop.stop()
 
     def _set_status(self, status: LiveStatus) -> None:

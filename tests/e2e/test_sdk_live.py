@@ -155,6 +155,22 @@ def test_a_revoked_session_stops_it_and_the_app_hears_session_revoked(
     assert not phone.signed_in
 
 
+def test_a_session_that_ended_before_it_starts_is_reported_once(
+    devices: Devices, server: Any
+) -> None:
+    phone = devices("phone")
+    with phone.store.transaction():
+        refresh = phone.store.get_meta("refresh_token")
+    with server.client() as http:
+        assert http.post("/v1/auth/logout", json={"refresh_token": refresh}).status_code == 204
+    errors: list[BaseException] = []
+    # Its first sync and its stream both find out, whichever comes first.
+    live = phone.live(HOURLY, on_error=errors.append)
+    wait_until(lambda: not live.running, "live stops")
+    assert [type(error) for error in errors] == [SessionRevoked]
+    assert live.error is errors[0]
+
+
 class WithoutStreams(httpx.BaseTransport):
     """A server (or a proxy in front of it) without the event stream: 404 for it."""
 

@@ -389,7 +389,7 @@ def test_a_session_that_ended_stops_it_with_session_revoked(
     h.statuses.wait_for("stopped")
     h.live.stop(timeout=WAIT)
     assert isinstance(h.live.error, SessionRevoked)
-    assert any(isinstance(error, SessionRevoked) for error in h.errors)
+    assert h.errors == [h.live.error]
     assert h.tokens.tokens is None
     assert not h.live.running
 
