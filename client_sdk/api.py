@@ -180,7 +180,8 @@ class Api:
         with self._refreshing:
             current = self._tokens.load_tokens()
             if current is None:
-                raise NotAuthenticated("no session in the store: register or log in first")
+                # This call had a session; a call that refreshed meanwhile found it over.
+                raise SessionRevoked("session_ended", "the session ended while this call waited")
             if current.access_token != failed_access_token:
                 return  # another thread refreshed while this one waited
             response = self.transport.request(

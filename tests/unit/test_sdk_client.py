@@ -195,6 +195,39 @@ def test_threads_hitting_401_together_refresh_only_once(
         assert fake.refreshes == 1  # a second refresh would present a spent token
 
 
+def test_calls_that_wait_for_a_refresh_that_finds_the_session_over_all_say_so(
+    fake: ScriptedServer, open_client: Opener
+) -> None:
+    together = threading.Barrier(6)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/sync/pull":
+            together.wait(30)  # every call holds the session when it is refused
+        return fake.handle(request)
+
+    with open_client(transport=httpx.MockTransport(handle)) as client:
+        client.login("a@example.com", "password1")
+        fake.access = "rotated-elsewhere"
+        fake.revoked = True
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def pull() -> None:
+            try:
+                client.api.pull(None, 10)
+            except BaseException as error:
+                with lock:
+                    errors.append(error)
+
+        threads = [threading.Thread(target=pull) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(errors) == 6 and all(isinstance(e, SessionRevoked) for e in errors)
+        assert fake.refreshes == 1
+
+
 def test_a_refused_refresh_ends_the_session_and_keeps_the_data(
     fake: ScriptedServer, open_client: Opener
 ) -> None:
