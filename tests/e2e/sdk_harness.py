@@ -104,6 +104,15 @@ class Devices:
             client.close()
 
 
+def sign_out_elsewhere(client: Client, url: str) -> None:
+    """End ``client``'s session on the server (as a logout on another device does), leaving
+    its store untouched."""
+    with client.store.transaction():
+        refresh = client.store.get_meta("refresh_token")
+    with httpx.Client(base_url=url, timeout=30) as http:
+        assert http.post("/v1/auth/logout", json={"refresh_token": refresh}).status_code == 204
+
+
 def local_rows(client: Client) -> Copy:
     """The client's copy of the read tables: (entity, id) -> (version, deleted, data)."""
     with client.store.transaction():

@@ -23,6 +23,7 @@ from sdk_harness import (
     new_email,
     open_client,
     server_rows,
+    sign_out_elsewhere,
 )
 
 from client_sdk import (
@@ -400,10 +401,7 @@ def test_a_revoked_session_raises_and_keeps_the_queue_for_the_next_login(
     devices: Devices, server: Any
 ) -> None:
     client = devices("only")
-    with client.store.transaction():
-        refresh = client.store.get_meta("refresh_token")
-    with server.client() as http:
-        assert http.post("/v1/auth/logout", json={"refresh_token": refresh}).status_code == 204
+    sign_out_elsewhere(client, server.url)
     show = client.shows.create(SHOW)
     with pytest.raises(SessionRevoked):
         client.sync()

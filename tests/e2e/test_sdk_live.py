@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sdk_harness import Devices, local_rows, server_rows
+from sdk_harness import Devices, local_rows, server_rows, sign_out_elsewhere
 
 from client_sdk import Client, LiveSettings, LiveStatus, LiveSync, RetryPolicy, SessionRevoked
 
@@ -144,10 +144,7 @@ def test_a_revoked_session_stops_it_and_the_app_hears_session_revoked(
     errors: list[BaseException] = []
     live = phone.live(HOURLY, on_error=errors.append)
     wait_until(lambda: live.streaming, "a stream is open")
-    with phone.store.transaction():
-        refresh = phone.store.get_meta("refresh_token")
-    with server.client() as http:  # signed out from elsewhere
-        assert http.post("/v1/auth/logout", json={"refresh_token": refresh}).status_code == 204
+    sign_out_elsewhere(phone, server.url)
     create_and_push(laptop)  # the poke makes the phone sync, which finds the session over
     wait_until(lambda: not live.running, "live stops")
     assert isinstance(live.error, SessionRevoked)
@@ -159,10 +156,7 @@ def test_a_session_that_ended_before_it_starts_is_reported_once(
     devices: Devices, server: Any
 ) -> None:
     phone = devices("phone")
-    with phone.store.transaction():
-        refresh = phone.store.get_meta("refresh_token")
-    with server.client() as http:
-        assert http.post("/v1/auth/logout", json={"refresh_token": refresh}).status_code == 204
+    sign_out_elsewhere(phone, server.url)
     errors: list[BaseException] = []
     # Its first sync and its stream both find out, whichever comes first.
     live = phone.live(HOURLY, on_error=errors.append)

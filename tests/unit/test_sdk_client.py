@@ -157,6 +157,26 @@ def stored_tokens(client: Client) -> tuple[str | None, str | None]:
         return client.store.get_meta("access_token"), client.store.get_meta("refresh_token")
 
 
+def together(threads: int, call: Callable[[], object]) -> list[BaseException]:
+    """Run ``call`` in that many threads at once; what they raised."""
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as error:
+            with lock:
+                errors.append(error)
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+    return errors
+
+
 # -- tokens --------------------------------------------------------------------------------------
 
 
@@ -178,52 +198,25 @@ def test_threads_hitting_401_together_refresh_only_once(
     with open_client() as client:
         client.login("a@example.com", "password1")
         fake.access = "rotated-elsewhere"  # every request now gets a 401 first
-        errors: list[BaseException] = []
-
-        def pull() -> None:
-            try:
-                client.api.pull(None, 10)
-            except BaseException as error:  # pragma: no cover - reported below
-                errors.append(error)
-
-        threads = [threading.Thread(target=pull) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        assert together(6, lambda: client.api.pull(None, 10)) == []
         assert fake.refreshes == 1  # a second refresh would present a spent token
 
 
 def test_calls_that_wait_for_a_refresh_that_finds_the_session_over_all_say_so(
     fake: ScriptedServer, open_client: Opener
 ) -> None:
-    together = threading.Barrier(6)
+    all_sent = threading.Barrier(6)
 
     def handle(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/sync/pull":
-            together.wait(30)  # every call holds the session when it is refused
+            all_sent.wait(30)  # every call holds the session when it is refused
         return fake.handle(request)
 
     with open_client(transport=httpx.MockTransport(handle)) as client:
         client.login("a@example.com", "password1")
         fake.access = "rotated-elsewhere"
         fake.revoked = True
-        errors: list[BaseException] = []
-        lock = threading.Lock()
-
-        def pull() -> None:
-            try:
-                client.api.pull(None, 10)
-            except BaseException as error:
-                with lock:
-                    errors.append(error)
-
-        threads = [threading.Thread(target=pull) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        errors = together(6, lambda: client.api.pull(None, 10))
         assert len(errors) == 6 and all(isinstance(e, SessionRevoked) for e in errors)
         assert fake.refreshes == 1
 
