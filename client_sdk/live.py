@@ -161,7 +161,8 @@ class LiveSync:
         )
         """The sync loop this live sync triggers (``trigger()`` it to sync now)."""
         self.error: BaseException | None = None
-        """What stopped it by itself (``SessionRevoked``, ``NotAuthenticated``), if anything."""
+        """What stopped it by itself, if anything: ``SessionRevoked`` or ``NotAuthenticated``
+        (sign in again), or an error it did not expect (a bug, logged)."""
         self.status = LiveStatus("stopped")
         self._api = api
         self._cursor = cursor

@@ -263,6 +263,31 @@ def test_it_survives_a_server_restart_and_misses_no_change(
         devices.close()
 
 
+def test_a_replaced_stream_polls_instead_of_taking_the_stream_back(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    server = server_factory(SYNC_LIVE_MAX_STREAMS_PER_USER="1")
+    devices = Devices(server.url, tmp_path)
+    phone_said, tablet_said = Statuses(), Statuses()
+    try:
+        laptop, phone, tablet = devices("laptop"), devices("phone"), devices("tablet")
+        with phone.live(POLLING, on_status=phone_said) as on_phone:
+            wait_until(lambda: on_phone.streaming, "the phone streams")
+            with tablet.live(POLLING, on_status=tablet_said) as on_tablet:
+                wait_until(lambda: on_tablet.streaming, "the tablet streams")
+                wait_until(lambda: on_phone.status.mode == "polling", "the phone polls")
+                assert on_phone.status.reason == "replaced"
+                for city in ("Oslo", "Lyon"):
+                    show_id = create_and_push(laptop, city=city)
+                    arrives(tablet, show_id)
+                    arrives(phone, show_id)
+                # The phone did not take the only stream back: the tablet never lost it.
+                assert [s.mode for s in tablet_said.seen] == ["connecting", "streaming"]
+                assert [s.mode for s in phone_said.seen].count("streaming") == 1
+    finally:
+        devices.close()
+
+
 def test_stop_returns_at_once_while_a_stream_is_open(server_factory: Any, tmp_path: Path) -> None:
     # Without heartbeats, only the client can end the read its thread is waiting in.
     server = server_factory(SYNC_LIVE_HEARTBEAT="3600")
