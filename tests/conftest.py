@@ -7,6 +7,7 @@ reached the PostgreSQL half of the suite is skipped locally and fails under ``CI
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -88,6 +89,18 @@ def drop_database(database: Database) -> None:
     if database.schema:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA IF EXISTS {database.schema} CASCADE")
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """Put the root logger back as it was after each test. A command run in-process
+    (``cli.main``) points it at the test's captured stderr, which is closed afterwards: every
+    later log line, from any thread, would fail with "I/O operation on closed file"."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(params=BACKENDS)
