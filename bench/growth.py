@@ -49,7 +49,7 @@ from seed import grow  # noqa: E402
 from event_store.postgres import PostgresStore  # noqa: E402
 from schemas.events import build_registry  # noqa: E402
 from schemas.ops import PushRequest  # noqa: E402
-from sync_server import cursors  # noqa: E402
+from sync_server import pull_cursors  # noqa: E402
 from sync_server.pull import Since, pull  # noqa: E402
 from sync_server.push import Origin, push  # noqa: E402
 
@@ -167,7 +167,7 @@ def explain(database_url: str, seed: int) -> list[tuple[str, list[str]]]:
             page = pull(store, key, owner, since, 5000)
             for change in page.changes:
                 known.learn(change.entity, str(change.id), change.version, change.op == "delete")
-            since = Since(cursor=cursors.decode(key, owner, page.cursor))
+            since = Since(cursor=pull_cursors.decode(key, owner, page.cursor))
             if not page.has_more:
                 break
         ops = build_ops(random.Random(seed), known, 20)[0]

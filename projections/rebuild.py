@@ -48,7 +48,7 @@ import msgspec
 
 from event_store import START, Checkpoint, EventStore, Page, RecordedEvent, Sql
 
-from . import state, tables
+from . import projection_state, tables
 from .apply import keys_needed
 from .project import DEFINITION, READ_TABLES, project
 from .rows import ENTITIES, TABLES, ReadRow, RowKey
@@ -247,7 +247,7 @@ class Replay:
 def fill(
     store: EventStore,
     replay: Replay,
-    lease: state.Lease,
+    lease: projection_state.Lease,
     after: Checkpoint = START,
     progress: Progress | None = None,
     total: int = 0,
@@ -455,7 +455,9 @@ def _run_aside(
     """Steps 1 to 3 of the module doc: build ``aside``, then, in the locked transaction, catch it
     up and call ``finish`` with that transaction. Returns what ``finish`` returned and the
     number of events projected. The copies are dropped whatever happens."""
-    with state.Lease(store, READ_TABLES, holder or state.holder_id()) as lease:
+    with projection_state.Lease(
+        store, READ_TABLES, holder or projection_state.holder_id()
+    ) as lease:
         total = store.count_events()
         replay = Replay(aside, cache_rows)
         with store.sql() as sql:
@@ -488,7 +490,7 @@ def rebuild(
     """Rebuild ``requested`` read tables (all by default) from the log; see the module doc."""
     names = _tables(requested)
     with store.snapshot() as sql:
-        current = state.read(sql, READ_TABLES)
+        current = projection_state.read(sql, READ_TABLES)
     if current is None:
         raise RebuildError("no projection state: run sync-server migrate")
     if current.definition != DEFINITION:
@@ -497,10 +499,10 @@ def rebuild(
 
     def swap(sql: Sql) -> tuple[int, int, bool]:
         changed = sum(merge(sql, name, aside.name(name)) for name in names)
-        latest = state.read(sql, READ_TABLES)
+        latest = projection_state.read(sql, READ_TABLES)
         assert latest is not None
         reset = bool(changed) or latest.definition != DEFINITION
-        epoch = state.new_epoch(sql, READ_TABLES, DEFINITION) if reset else latest.epoch
+        epoch = projection_state.new_epoch(sql, READ_TABLES, DEFINITION) if reset else latest.epoch
         return changed, epoch, reset
 
     (changed, epoch, reset), events = _run_aside(store, aside, swap, progress, holder, cache_rows)

@@ -27,7 +27,7 @@ from typing import Final, Protocol
 
 from event_store import START, EventStore, RecordedEvent, Sql
 
-from . import rebuild, state
+from . import projection_state, rebuild
 from .project import DEFINITION, READ_TABLES
 from .sales import SalesDaily
 
@@ -57,19 +57,19 @@ def step(store: EventStore, model: CatchUp, batch: int = BATCH) -> int | None:
     """Apply the next batch of the feed to ``model``; the number of events applied, or None
     when another runner holds the model right now."""
     with store.sql() as sql:
-        current = state.lock(sql, model.name)
+        current = projection_state.lock(sql, model.name)
         if current is None:
             return None
         checkpoint = current.checkpoint
         if current.definition != model.definition:
             model.reset(sql)
-            epoch = state.new_epoch(sql, model.name, model.definition, START)
+            epoch = projection_state.new_epoch(sql, model.name, model.definition, START)
             log.info("projection rebuilt", extra={"projection": model.name, "epoch": epoch})
             checkpoint = START
         page = store.read_feed(sql, checkpoint, batch)
         if page.events:
             model.apply(sql, page.events)
-            state.save_checkpoint(sql, model.name, page.checkpoint)
+            projection_state.save_checkpoint(sql, model.name, page.checkpoint)
         return len(page.events)
 
 
@@ -100,10 +100,10 @@ def _has_work(store: EventStore, model: CatchUp) -> bool:
     """Whether a locked step would do anything: answered by reads alone, so that an idle
     runner takes no lock and writes nothing."""
     with store.snapshot() as sql:
-        current = state.read(sql, model.name)
+        current = projection_state.read(sql, model.name)
     if current is None:
         with store.sql() as sql:
-            state.ensure(sql, model.name, model.definition)
+            projection_state.ensure(sql, model.name, model.definition)
         return True
     if current.definition != model.definition:
         return True
@@ -114,12 +114,12 @@ def check_read_tables(store: EventStore) -> rebuild.Rebuilt | None:
     """Rebuild the inline read tables if the projector code changed since they were built
     (a new epoch: clients reset). None when nothing was to do or another process is on it."""
     with store.snapshot() as sql:
-        current = state.read(sql, READ_TABLES)
+        current = projection_state.read(sql, READ_TABLES)
     if current is None or current.definition == DEFINITION:
         return None
     try:
         done = rebuild.rebuild(store)
-    except state.LeaseHeld:
+    except projection_state.LeaseHeld:
         return None
     log.info(
         "read tables rebuilt under a new definition",

@@ -21,7 +21,7 @@ from starlette.types import Scope
 
 from event_store import StoreUnavailable
 
-from . import cursors, metrics
+from . import metrics, pull_cursors
 from .api_spec import Operation
 from .auth import Auth, AuthMiddleware, load_signing_key
 from .catching_up import CatchingUp
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 log.info("migration applied", extra={"migration": migration.name})
         if "auth" not in running.extras:
             running.extras["auth"] = await Auth.create(settings, running.store, signing_key)
-        running.cursor_key = cursors.derive_key(signing_key)
+        running.cursor_key = pull_cursors.derive_key(signing_key)
         app.state.services = running
         for hook in app.state.startup_hooks:
             await hook(running)

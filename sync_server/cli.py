@@ -168,41 +168,41 @@ class _Refused(Exception):
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from . import log_tools
+    from . import log_commands
 
     with _store(args) as store:
-        return log_tools.rebuild(store, args.tables, sys.stdout, sys.stderr)
+        return log_commands.rebuild(store, args.tables, sys.stdout, sys.stderr)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from . import log_tools
+    from . import log_commands
 
     with _store(args) as store:
-        return log_tools.verify(store, sys.stdout, sys.stderr)
+        return log_commands.verify(store, sys.stdout, sys.stderr)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from . import log_tools
+    from . import log_commands
 
     with _store(args) as store:
         if args.output in (None, "-"):
-            return log_tools.export(store, sys.stdout.buffer, sys.stderr)
+            return log_commands.export(store, sys.stdout.buffer, sys.stderr)
         with open(args.output, "wb") as out:
-            return log_tools.export(store, out, sys.stderr)
+            return log_commands.export(store, out, sys.stderr)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from . import log_tools
+    from . import log_commands
 
     with _store(args) as store:
         if args.file == "-":
-            return log_tools.import_(store, sys.stdin.buffer, sys.stdout, sys.stderr)
+            return log_commands.import_(store, sys.stdin.buffer, sys.stdout, sys.stderr)
         try:
             source = open(args.file, "rb")  # noqa: SIM115 (closed below, after the store)
         except OSError as error:
             raise _Refused(f"cannot read {args.file}: {error.strerror}") from None
         with source:
-            return log_tools.import_(store, source, sys.stdout, sys.stderr)
+            return log_commands.import_(store, source, sys.stdout, sys.stderr)
 
 
 _ENTITY_NAMES = {
@@ -213,7 +213,7 @@ _ENTITY_NAMES = {
 
 
 def _moment(raw: str) -> datetime:
-    from .query import rfc3339
+    from .query_params import rfc3339
 
     try:
         return rfc3339(raw)
@@ -222,7 +222,7 @@ def _moment(raw: str) -> datetime:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from . import log_tools
+    from . import log_commands
 
     if (args.entity is None) != (args.id is None):
         raise _Refused("--entity and --id go together")
@@ -230,7 +230,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.entity is not None and entity is None:
         raise _Refused(f"unknown entity {args.entity!r}; known: show, cost, workout, product")
     with _store(args) as store:
-        return log_tools.replay(
+        return log_commands.replay(
             store, args.as_of, args.owner, entity, args.id, sys.stdout, sys.stderr
         )
 
@@ -239,7 +239,7 @@ def cmd_project(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from . import log_tools, logs
+    from . import log_commands, logs
 
     settings = _settings(args)
     logs.configure(settings.log_level, settings.log_json)
@@ -248,7 +248,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with _store(args) as store:
         try:
-            return log_tools.project(store, args.once, args.interval, sys.stdout, stop)
+            return log_commands.project(store, args.once, args.interval, sys.stdout, stop)
         except KeyboardInterrupt:
             return 0
 

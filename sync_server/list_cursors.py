@@ -3,7 +3,7 @@
 A list cursor names where the next page starts (``projections.listing.After``: the listing's
 pin, and the sort key and id of the last row sent), the projection epoch it was issued under,
 and a digest of the query (collection, sort, filters) it belongs to. It is signed like a pull
-cursor (``cursors.sign``), so one edited by hand, issued to someone else, or presented with
+cursor (``pull_cursors.sign``), so one edited by hand, issued to someone else, or presented with
 other filters than it was issued for is refused (400) rather than answered with a page of some
 other listing.
 """
@@ -20,7 +20,7 @@ import msgspec
 
 from projections.listing import After
 
-from .cursors import CursorError, sign, verify
+from .pull_cursors import CursorError, sign, verify
 
 PREFIX: Final = "l1"
 _MAX_LENGTH: Final = 600

@@ -26,7 +26,7 @@ from projections import tables
 from projections.project import epoch
 from projections.rows import TABLES
 
-from . import cursors
+from . import pull_cursors
 
 ENTITIES: Final = tuple(TABLES)
 
@@ -52,7 +52,7 @@ class WirePage(msgspec.Struct, frozen=True):
 class Since:
     """Where a pull starts: a cursor, a moment, or the beginning (both None)."""
 
-    cursor: cursors.Cursor | None = None
+    cursor: pull_cursors.Cursor | None = None
     moment: datetime | None = None
 
 
@@ -71,8 +71,8 @@ def pull(
         if since.cursor is not None and since.cursor.epoch != current:
             # Issued before the read tables were rebuilt under another definition: positions
             # may mean something else now. The client drops its copy and starts again.
-            start = cursors.Cursor(0, current, wanted)
-            return WirePage([], cursors.encode(key, owner, start), has_more=True, reset=True)
+            start = pull_cursors.Cursor(0, current, wanted)
+            return WirePage([], pull_cursors.encode(key, owner, start), has_more=True, reset=True)
         after = _start(sql, owner, since)
         tables_ = [TABLES[name] for name in ENTITIES if name in wanted]
         records = tables.changes_after(sql, owner, after, limit + 1, tables_)
@@ -85,14 +85,16 @@ def pull(
         for r in page
     ]
     tie = None if end.id is None else (end.rank, end.id)
-    cursor = cursors.encode(key, owner, cursors.Cursor(end.position, current, wanted, tie))
+    cursor = pull_cursors.encode(
+        key, owner, pull_cursors.Cursor(end.position, current, wanted, tie)
+    )
     return WirePage(changes, cursor, has_more=len(records) > limit)
 
 
-def head_cursor(store: EventStore, owner: UUID) -> cursors.Cursor:
+def head_cursor(store: EventStore, owner: UUID) -> pull_cursors.Cursor:
     """A cursor after every change ``owner`` has now (under the current epoch)."""
     with store.snapshot() as sql:
-        return cursors.Cursor(tables.head(sql, owner), epoch(sql))
+        return pull_cursors.Cursor(tables.head(sql, owner), epoch(sql))
 
 
 def _start(sql: Sql, owner: UUID, since: Since) -> tables.SyncKey:

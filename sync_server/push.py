@@ -37,9 +37,8 @@ from schemas.entities import DELETE, UPDATE
 from schemas.ops import Op, PushRequest, upcast_op
 from schemas.results import OpError, OpResult
 
-from . import cursors
-from .decide import Accepted, Conflicted, PendingEvent, decide
-from .decide import refs as references
+from . import pull_cursors
+from .decide import Accepted, Conflicted, PendingEvent, decide, inputs
 from .pull import head_cursor
 
 BATCH_ABORTED: Final = "batch_aborted"
@@ -66,7 +65,7 @@ class Pushed:
     """What a push did: a result per op, in order, and where to pull from to see the writes."""
 
     results: list[OpResult]
-    cursor: cursors.Cursor
+    cursor: pull_cursors.Cursor
     events: list[RecordedEvent]
 
 
@@ -143,7 +142,7 @@ def _push(
     tx.remember(remembered)
     TableIO(tx.sql).save(origin.owner, projected.settle(tx.recorded))
     head = tx.recorded[0].position - 1 if tx.recorded else tables.head(tx.sql, origin.owner)
-    return Pushed(results, cursors.Cursor(head, epoch(tx.sql)), list(tx.recorded))
+    return Pushed(results, pull_cursors.Cursor(head, epoch(tx.sql)), list(tx.recorded))
 
 
 def _decide(
@@ -151,8 +150,8 @@ def _decide(
 ) -> tuple[OpResult, AppendRequest | None]:
     """Decide one op against the rows in memory; apply what it accepts to them."""
     working = projected.rows
-    state = references.state_from_rows(op, working)
-    decision = decide(op, state, references.references_from_rows(op, working))
+    state = inputs.state_from_rows(op, working)
+    decision = decide(op, state, inputs.references_from_rows(op, working))
     if isinstance(decision, Conflicted):
         return OpResult(op.op_id, "conflict", conflict=decision.conflict), None
     if not isinstance(decision, Accepted):
@@ -263,7 +262,7 @@ def _load(tx: Transaction, ops: Sequence[Op], cache: RowCache) -> dict[RowKey, R
     keys: set[RowKey] = set()
     skus: set[str] = set()
     for op in ops:
-        needs = references.references_needed(op)
+        needs = inputs.references_needed(op)
         keys |= needs.rows
         skus |= needs.skus
     rows = cache(keys)

@@ -20,7 +20,7 @@ from projections.rows import TABLES
 from schemas.entities import ACTION_PAYLOADS, FIELDS
 from schemas.fields import ShowStatus
 
-from .query import bad_parameter
+from .query_params import bad_parameter
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200

@@ -17,7 +17,7 @@ from event_store import EventStore, StreamId
 from projections import tables
 from projections.rows import ReadRow, RowKey, key_of
 from schemas.ops import Op, PushRequest
-from sync_server import cursors
+from sync_server import pull_cursors
 from sync_server.push import Origin, push
 
 HISTORIES = settings(
@@ -46,7 +46,7 @@ class History:
         self.origin = Origin(self.owner, uuid.uuid4(), request_id="property")
         self.kept: list[list[Op]] = []
         """Batches that were kept: all but the atomic ones that failed (those keep nothing)."""
-        self.cursors: list[cursors.Cursor] = [cursors.Cursor(0, 1)]
+        self.cursors: list[pull_cursors.Cursor] = [pull_cursors.Cursor(0, 1)]
 
     def push(self, ops: list[Op], atomic: bool = False) -> list[str]:
         pushed = push(

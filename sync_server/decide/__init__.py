@@ -1,7 +1,7 @@
 """Deciding: one client op and the current state in, events or a refusal out. Pure.
 
 ``decide`` never touches storage; the caller loads what ``references_needed`` names (see
-``refs.py``), then appends the accepted events and projects them.
+``inputs.py``), then appends the accepted events and projects them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from schemas.ops import Op
 from schemas.results import UNKNOWN_ACTION, UNKNOWN_ENTITY
 
 from . import costs, crud, products, shows, workouts
-from .refs import Needs, references_from_rows, references_needed, state_from_rows
-from .state import (
+from .decisions import (
     Accepted,
     Conflicted,
     Decision,
@@ -22,6 +21,7 @@ from .state import (
     Rejected,
     rejected,
 )
+from .inputs import Needs, references_from_rows, references_needed, state_from_rows
 
 RULES: dict[str, crud.Rules] = {
     rules.entity: rules for rules in (shows.RULES, costs.RULES, workouts.RULES, products.RULES)

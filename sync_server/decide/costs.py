@@ -10,7 +10,7 @@ from schemas.ops import Op
 from schemas.results import INVALID_REFERENCE, FieldError
 
 from .crud import Rules
-from .state import References, Rejected, rejected
+from .decisions import References, Rejected, rejected
 
 
 def _check(op: Op, values: Mapping[str, Any], refs: References) -> Rejected | None:

@@ -23,7 +23,7 @@ from schemas.results import NOT_FOUND
 from schemas.validate import validate_action, validate_fields
 
 from . import merge
-from .state import (
+from .decisions import (
     Accepted,
     Decision,
     EntityState,

@@ -14,7 +14,7 @@ from typing import Any
 
 from schemas.results import FieldError
 
-from .state import Conflicted, EntityState, Rejected, conflicted, invalid
+from .decisions import Conflicted, EntityState, Rejected, conflicted, invalid
 
 _ABSENT = object()
 

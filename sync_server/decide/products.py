@@ -14,7 +14,7 @@ from schemas.ops import Op
 from schemas.results import INSUFFICIENT_STOCK, VALIDATION_FAILED, FieldError
 
 from .crud import Rules, commutative
-from .state import EntityState, References, Rejected, rejected
+from .decisions import EntityState, References, Rejected, rejected
 
 ENTITY = "product"
 

@@ -6,7 +6,7 @@ from event_store.events import StreamId
 from schemas.events import COST_DELETED
 
 from .crud import Rules
-from .state import EntityState, PendingEvent, References
+from .decisions import EntityState, PendingEvent, References
 
 
 def _cascade(state: EntityState, refs: References) -> list[PendingEvent]:

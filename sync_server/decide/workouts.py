@@ -10,7 +10,7 @@ from schemas.fields import MAX_EXERCISES, MAX_SETS
 from schemas.results import FieldError
 
 from .crud import Rules, commutative
-from .state import EntityState, Rejected, invalid
+from .decisions import EntityState, Rejected, invalid
 
 ENTITY = "workout"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from event_store.changes import Committed
 
-from ..cursors import Cursor
+from ..pull_cursors import Cursor
 
 
 @dataclass(frozen=True, slots=True)

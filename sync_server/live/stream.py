@@ -21,7 +21,7 @@ import msgspec
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..cursors import Cursor
+from ..pull_cursors import Cursor
 from .hub import IDLE, Subscriber
 from .pokes import announce
 

@@ -23,9 +23,9 @@ from schemas.audit import EventsPage, HistoryPage
 from .. import audit
 from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
-from ..http import json_response
 from ..problems import Problem
-from ..query import bad_parameter, bounded_int, refuse_unknown, rfc3339
+from ..query_params import bad_parameter, bounded_int, refuse_unknown, rfc3339
+from ..request_body import json_response
 from ..resources import COLLECTIONS, Collection
 from ..services import Services
 from . import entities

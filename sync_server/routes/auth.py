@@ -14,9 +14,9 @@ from ..api_spec import Body, Operation, Reply
 from ..auth import Auth, principal_of
 from ..auth.middleware import LOGIN, LOGOUT, REFRESH, REGISTER, auth_of
 from ..auth.models import LoginBody, Me, RefreshBody, RegisterBody, Sessions, SignedIn, Tokens
-from ..http import json_response, read_json
 from ..logs import user_id_var
 from ..problems import Problem
+from ..request_body import json_response, read_json
 
 # Auth bodies are a few short strings: a small cap refuses a megabyte password with 413
 # before it is even decoded.

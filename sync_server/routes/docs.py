@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..api_spec import Operation, Reply
-from ..http import json_response
+from ..request_body import json_response
 
 _PAGE = resources.files("sync_server").joinpath("static/docs.html").read_bytes()
 

@@ -32,11 +32,11 @@ from .. import list_cursors
 from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
 from ..commands import Write, etag, execute, read_row, refusal
-from ..cursors import CursorError
-from ..http import read_json
 from ..problems import FieldProblem, Problem
+from ..pull_cursors import CursorError
 from ..push import Origin
-from ..query import bad_parameter, bounded_int, refuse_unknown
+from ..query_params import bad_parameter, bounded_int, refuse_unknown
+from ..request_body import read_json
 from ..resource_shapes import create_type, page_type, patch_type
 from ..resources import COLLECTIONS, DEFAULT_LIMIT, MAX_LIMIT, Collection
 from ..services import Services

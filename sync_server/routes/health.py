@@ -11,8 +11,8 @@ from starlette.routing import Route
 from event_store import EventStoreError, pending
 
 from ..api_spec import Body, Operation, Reply
-from ..http import json_response
 from ..problems import RETRY_AFTER_UNAVAILABLE
+from ..request_body import json_response
 from ..services import MIGRATIONS, Services
 
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import cursors
+from .. import pull_cursors
 from ..api_spec import Operation, Param, Reply
 from ..auth import principal_of
 from ..live import HubClosed, live_of
@@ -46,17 +46,17 @@ async def stream_endpoint(request: Request) -> Response:
         live.hub.unsubscribe(subscriber)
         raise
     first = None
-    announced = cursors.Cursor(head.position, head.epoch)
+    announced = pull_cursors.Cursor(head.position, head.epoch)
     if since is not None:
-        current = cursors.Cursor(head.position, head.epoch, since.entities)
+        current = pull_cursors.Cursor(head.position, head.epoch, since.entities)
         if since.epoch != head.epoch or head.position > since.position:
             # Behind already (or behind a rebuild, which the pull answers with a reset).
             first, announced = since, current
         else:
             announced = since
 
-    def encode(cursor: cursors.Cursor) -> str:
-        return cursors.encode(services.cursor_key, owner, cursor)
+    def encode(cursor: pull_cursors.Cursor) -> str:
+        return pull_cursors.encode(services.cursor_key, owner, cursor)
 
     return EventStream(
         events(subscriber, announced, encode, live.timing, first),

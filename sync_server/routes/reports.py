@@ -18,8 +18,8 @@ from schemas.reports import SalesDay, SalesReport
 
 from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
-from ..http import json_response
-from ..query import bad_parameter, refuse_unknown
+from ..query_params import bad_parameter, refuse_unknown
+from ..request_body import json_response
 from ..services import Services
 
 MAX_DAYS = 366

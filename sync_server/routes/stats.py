@@ -11,8 +11,8 @@ from projections.stats import Dashboard, dashboard
 
 from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
-from ..http import json_response
-from ..query import refuse_unknown
+from ..query_params import refuse_unknown
+from ..request_body import json_response
 from ..resources import FROM, TO, Filter
 from ..services import Services
 

@@ -20,16 +20,16 @@ from schemas.ops import PushRequest
 from schemas.pull import PullPage
 from schemas.results import PushResponse
 
-from .. import cursors, metrics
+from .. import metrics, pull_cursors
 from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
-from ..http import json_response, read_json
 from ..live import live_of
 from ..live.longpoll import long_poll
 from ..problems import Problem
 from ..pull import ENTITIES, Since, WirePage, pull
 from ..push import Origin, push
-from ..query import bad_parameter, bounded_int, rfc3339
+from ..query_params import bad_parameter, bounded_int, rfc3339
+from ..request_body import json_response, read_json
 from ..services import Services
 
 log = logging.getLogger("sync_server.sync")
@@ -68,15 +68,15 @@ async def push_endpoint(request: Request) -> Response:
             "push refused ops",
             extra={"ops": len(body.ops), "atomic": body.atomic, **dict(statuses)},
         )
-    cursor = cursors.encode(services.cursor_key, origin.owner, pushed.cursor)
+    cursor = pull_cursors.encode(services.cursor_key, origin.owner, pushed.cursor)
     return json_response(PushResponse(pushed.results, cursor))
 
 
-def since_cursor(request: Request, services: Services, raw: str) -> cursors.Cursor:
+def since_cursor(request: Request, services: Services, raw: str) -> pull_cursors.Cursor:
     """The cursor a ``since`` parameter holds, or a 400."""
     try:
-        return cursors.decode(services.cursor_key, principal_of(request).user.id, raw)
-    except cursors.CursorError as error:
+        return pull_cursors.decode(services.cursor_key, principal_of(request).user.id, raw)
+    except pull_cursors.CursorError as error:
         raise bad_parameter("since", str(error)) from None
 
 
@@ -84,7 +84,7 @@ def _since(request: Request, services: Services) -> Since:
     raw = request.query_params.get("since")
     if raw is None or raw == "":
         return Since()
-    if raw.startswith(cursors.PREFIX + "."):
+    if raw.startswith(pull_cursors.PREFIX + "."):
         return Since(cursor=since_cursor(request, services, raw))
     try:
         return Since(moment=rfc3339(raw))

@@ -22,9 +22,9 @@ from hypothesis import given
 from op_strategies import PRELUDE, STEPS, Step
 
 from event_store import EventStore
-from projections import rebuild, state, tables
+from projections import projection_state, rebuild, tables
 from projections.project import READ_TABLES, epoch
-from sync_server import cursors
+from sync_server import pull_cursors
 from sync_server.pull import Since, pull
 
 
@@ -119,7 +119,7 @@ def test_verify_names_every_hand_edited_field_and_rebuild_restores_it(store: Eve
     assert live_rows(store, owner) == before
     assert rebuild.verify(store) == []
     # The client's copy holds the edited rows: its cursor now gets a reset.
-    key = cursors.derive_key("test")
+    key = pull_cursors.derive_key("test")
     page = pull(store, key, owner, Since(cursor=old_cursor), 100)
     assert page.reset is True
 
@@ -146,12 +146,15 @@ def test_a_changed_definition_rebuilds_every_table_under_a_new_epoch(store: Even
     assert done.reset and current_epoch(store) == epoch_before + 1
     assert everything(store) == before
     with store.snapshot() as sql:
-        projection = state.read(sql, READ_TABLES)
+        projection = projection_state.read(sql, READ_TABLES)
     assert projection is not None and projection.definition >= 1
 
 
 def test_one_rebuild_at_a_time(store: EventStore) -> None:
-    with state.Lease(store, READ_TABLES, "someone else"), pytest.raises(state.LeaseHeld):
+    with (
+        projection_state.Lease(store, READ_TABLES, "someone else"),
+        pytest.raises(projection_state.LeaseHeld),
+    ):
         rebuild.verify(store)
     assert rebuild.verify(store) == []  # released
 
@@ -180,7 +183,7 @@ def test_pulls_during_a_rebuild_see_the_tables_wholly_before_or_wholly_after(
     assert history.push(shows) == ["applied"] * 30
     with store.sql() as sql:  # every live row drifted from the log
         sql.execute("UPDATE shows SET body = replace(body, '\"Oslo\"', '\"Bergen\"')")
-    key = cursors.derive_key("test")
+    key = pull_cursors.derive_key("test")
     seen: list[set[str]] = []
     done = threading.Event()
 

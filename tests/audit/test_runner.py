@@ -21,10 +21,10 @@ from domain_harness import op, product_data
 from histories import History
 
 from event_store import START, EventStore, RecordedEvent, migrate
-from projections import runner, sales, state
+from projections import projection_state, runner, sales
 from projections.project import READ_TABLES
 from projections.sales import SalesDaily, Totals
-from sync_server import cursors
+from sync_server import pull_cursors
 from sync_server.pull import Since, pull
 from sync_server.services import MIGRATIONS
 
@@ -70,7 +70,7 @@ def sell(history: History, product_id: uuid.UUID, day: int, quantity: int = 2) -
 
 def caught_up(store: EventStore) -> bool:
     with store.snapshot() as sql:
-        current = state.read(sql, MODEL.name)
+        current = projection_state.read(sql, MODEL.name)
     last = every_event(store)[-1].checkpoint
     return current is not None and current.checkpoint >= last
 
@@ -152,12 +152,12 @@ def test_a_changed_definition_replays_the_model_under_a_new_epoch(store: EventSt
     with store.sql() as sql:
         sql.execute("UPDATE sales_daily SET units = 999")
         sql.execute("UPDATE projection_state SET definition = 0 WHERE name = ?", [MODEL.name])
-        before = state.read(sql, MODEL.name)
+        before = projection_state.read(sql, MODEL.name)
     assert before is not None
     runner.catch_up(store)
     until_caught_up(store, lambda: runner.catch_up(store))
     with store.snapshot() as sql:
-        after = state.read(sql, MODEL.name)
+        after = projection_state.read(sql, MODEL.name)
     assert after is not None and after.epoch == before.epoch + 1
     assert after.definition == MODEL.definition
     assert table(store) == expected(store)
@@ -173,7 +173,7 @@ def test_read_tables_under_a_changed_definition_are_rebuilt_and_clients_reset(
         sql.execute("UPDATE projection_state SET definition = 0 WHERE name = ?", [READ_TABLES])
     done = runner.check_read_tables(store)
     assert done is not None and done.reset
-    page = pull(store, cursors.derive_key("k"), history.owner, Since(cursor=old), 10)
+    page = pull(store, pull_cursors.derive_key("k"), history.owner, Since(cursor=old), 10)
     assert page.reset is True
     assert runner.check_read_tables(store) is None
 
@@ -195,7 +195,7 @@ def test_a_fresh_database_starts_every_model_at_the_start(backend: str, tmp_path
     try:
         migrate(store, MIGRATIONS)
         with store.snapshot() as sql:
-            current = state.read(sql, MODEL.name)
+            current = projection_state.read(sql, MODEL.name)
         assert current is not None and current.checkpoint.position == 0
         assert runner.catch_up(store) == 0
     finally:

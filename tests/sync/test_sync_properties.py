@@ -24,10 +24,10 @@ from event_store import EventStore
 from projections import tables
 from projections.apply import apply_events
 from projections.rows import ReadRow, RowKey
-from sync_server import cursors
+from sync_server import pull_cursors
 from sync_server.pull import Since, pull
 
-KEY = cursors.derive_key("property-test-secret")
+KEY = pull_cursors.derive_key("property-test-secret")
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_following_cursors_from_anywhere_yields_every_change_once(
         page = pull(store, KEY, history.owner, since, limit)
         assert len(page.changes) <= limit
         seen += [(c.entity, c.id, c.version) for c in page.changes]
-        since = Since(cursor=cursors.decode(KEY, history.owner, page.cursor))
+        since = Since(cursor=pull_cursors.decode(KEY, history.owner, page.cursor))
         if not page.has_more:
             break
 

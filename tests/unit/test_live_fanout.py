@@ -11,12 +11,12 @@ from typing import TypeVar
 import pytest
 
 from event_store.changes import Committed
-from sync_server.cursors import ALL, Cursor
 from sync_server.live import Hub, HubClosed, Poke, announce
 from sync_server.live.hub import IDLE, REPLACED, SHUTDOWN
 from sync_server.live.longpoll import long_poll
 from sync_server.live.stream import HEARTBEAT, OPEN, Timing, event, events
 from sync_server.pull import WireChange, WirePage
+from sync_server.pull_cursors import ALL, Cursor
 
 T = TypeVar("T")
 

@@ -25,7 +25,7 @@ from projections.rows import TABLES, ReadRow, RowKey
 from schemas.entities import CREATE, DELETE, UPDATE
 from schemas.ops import Op
 
-from .state import EntityState, References
+from .decisions import EntityState, References
 
 _SHOWS = TABLES["show"]
 _INVENTORY = TABLES["product"]

@@ -18,8 +18,8 @@ from event_store.integrity import verify_chains
 from projections import rebuild as rebuilding
 from projections import replay as replayer
 from projections import runner, tables
+from projections.projection_state import LeaseHeld
 from projections.rows import ENTITIES, ReadRow
-from projections.state import LeaseHeld
 
 from .progress import Progress
 

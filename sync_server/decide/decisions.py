@@ -47,7 +47,7 @@ class EntityState(msgspec.Struct, frozen=True):
 
 
 class References(msgspec.Struct, frozen=True):
-    """Other entities an op's validity depends on, loaded by the caller (see ``refs.py``)."""
+    """Other entities an op's validity depends on, loaded by the caller (see ``inputs.py``)."""
 
     shows: Mapping[UUID, EntityState] = {}
     """Shows named by a cost op's ``show_id``, live or deleted; the owner's only."""
