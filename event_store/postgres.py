@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -29,7 +30,7 @@ import psycopg_pool
 from psycopg.types.json import set_json_loads
 
 from . import changes, listener
-from .errors import StoreUnavailable
+from .errors import EventStoreError, StoreUnavailable
 from .events import Checkpoint, EventMetadata, NewEvent, StreamId
 from .store import EVENT_COLUMNS, EventStore, Row, Sql, Transaction
 from .upcasting import UpcasterRegistry
@@ -187,6 +188,11 @@ class PostgresTransaction(Transaction):
         )
         by_row = {(t, i, v): p for p, _, t, i, v in rows}
         positions = [by_row[(e.stream.type, e.stream.id, v)] for e, v, _ in events]
+        # Positions must follow the rows' order (the hash chain and push's provisional
+        # positions rely on it); they do because nextval runs above the ORDER BY in the plan.
+        # Should a planner ever change that, fail the transaction rather than record disorder.
+        if any(b <= a for a, b in itertools.pairwise(positions)):
+            raise EventStoreError("positions were taken out of row order; nothing was written")
         return positions, rows[0][1]
 
     def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None:

@@ -37,6 +37,7 @@ lock, which ``hold_appends`` takes exclusively for the few moments a rebuild nee
 from __future__ import annotations
 
 import abc
+import functools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -139,10 +140,24 @@ class Transaction(abc.ABC):
         self.sql = sql
         self.owner = owner
         self.registry = registry
-        # Taken once, after the owner lock: one owner's events are then recorded in time order.
-        self.now = utc_now()
         # Everything this transaction appended, as the log now holds it (for inline projection).
         self.recorded: list[RecordedEvent] = []
+
+    @functools.cached_property
+    def now(self) -> datetime:
+        """This transaction's recording time: the clock, taken once, after the owner lock, and
+        never before the owner's last recorded event.
+
+        So one owner's events are recorded in position order even when the clocks of several
+        server processes disagree or a clock steps back: "recorded after a moment" is then
+        "after a position" (pulls ``since`` a time, ``as_of``, the 30-day sales window).
+        """
+        row = self.sql.fetchone("SELECT max(recorded_at) FROM events WHERE owner = ?", [self.owner])
+        clock = utc_now()
+        last = None if row is None else row[0]
+        if isinstance(last, str):  # SQLite: an aggregate loses the column's declared type
+            last = datetime.fromisoformat(last.replace("Z", "+00:00"))
+        return clock if last is None or clock >= last else last
 
     # -- what a backend supplies -------------------------------------------------------------
 

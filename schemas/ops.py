@@ -13,29 +13,31 @@ ignored would turn an all-or-nothing batch into a partial one.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Final
+from datetime import datetime
+from typing import Any, Final
 from uuid import UUID
 
 import msgspec
-from msgspec import Meta
 
-from .results import UNSUPPORTED_SCHEMA, OpError
+from .results import UNSUPPORTED_SCHEMA, VALIDATION_FAILED, FieldError, OpError
 
 CURRENT_OP_SCHEMA: Final = 1
 
-# Long enough for any real name, short enough that an echoed junk value stays small.
-_Name = Annotated[str, Meta(max_length=64)]
+MAX_NAME: Final = 64
+"""Longest ``entity``, ``action`` or ``client_ts``: any real one fits, an echoed junk one stays
+small. Checked op by op (``check_op``), so that one bad op does not fail its batch."""
 
 
 class Op(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     op_id: UUID
-    entity: _Name
+    entity: str
     id: UUID
-    action: _Name
+    action: str
     base_version: int | None = None
     data: dict[str, Any] = {}
-    client_ts: _Name | None = None
-    """The device's clock when the op was queued; recorded in metadata, never trusted for order."""
+    client_ts: str | None = None
+    """The device's clock when the op was queued (RFC 3339); recorded in metadata, never
+    trusted for order."""
 
 
 class PushRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -51,6 +53,35 @@ OpUpcaster = Callable[[Op], Op]
 # first and current schema, so there is nothing to register yet; when version 2 comes, its
 # 1 -> 2 step goes here and CURRENT_OP_SCHEMA moves to 2.
 _STEPS: Mapping[int, OpUpcaster] = {}
+
+
+def prepare_op(op: Op, schema_version: int) -> Op | OpError:
+    """``op`` checked (``check_op``) and brought to the current schema, or why it cannot be."""
+    return check_op(op) or upcast_op(op, schema_version)
+
+
+def check_op(op: Op) -> OpError | None:
+    """What is wrong with an op's own members, before its entity decides on its data."""
+    errors = [
+        FieldError(name, f"must be at most {MAX_NAME} characters")
+        for name, value in (("entity", op.entity), ("action", op.action))
+        if len(value) > MAX_NAME
+    ]
+    if op.client_ts is not None and not _is_moment(op.client_ts):
+        errors.append(FieldError("client_ts", "must be an RFC 3339 date-time with a zone"))
+    if errors:
+        return OpError(VALIDATION_FAILED, "the op is invalid", errors)
+    return None
+
+
+def _is_moment(text: str) -> bool:
+    if len(text) > MAX_NAME or "T" not in text.upper() or not text.isascii():
+        return False
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return False
+    return moment.tzinfo is not None
 
 
 def upcast_op(op: Op, schema_version: int) -> Op | OpError:

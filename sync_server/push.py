@@ -34,7 +34,7 @@ from projections.project import TableIO, epoch
 from projections.rows import TABLES, ReadRow, RowKey
 from projections.shows import live_cost_ids
 from schemas.entities import DELETE, UPDATE
-from schemas.ops import Op, PushRequest, upcast_op
+from schemas.ops import Op, PushRequest, prepare_op
 from schemas.results import OpError, OpResult
 
 from . import pull_cursors
@@ -101,7 +101,7 @@ def push(
 def _push(
     tx: Transaction, request: PushRequest, origin: Origin, at_current_version: bool
 ) -> Pushed:
-    ops: list[Op | OpError] = [upcast_op(op, request.schema_version) for op in request.ops]
+    ops: list[Op | OpError] = [prepare_op(op, request.schema_version) for op in request.ops]
     recalled = tx.recall(op_key(op.op_id) for op in request.ops)
     deciding = [op for op in ops if isinstance(op, Op) and op_key(op.op_id) not in recalled]
     cache = RowCache(lambda keys: tables.load_rows(tx.sql, origin.owner, keys))
@@ -134,7 +134,7 @@ def _push(
         results.append(result)
         first[original.op_id] = result
 
-    if request.atomic and any(r.status in ("conflict", "rejected") for r in results):
+    if request.atomic and any(_refused(r) for r in results):
         raise _Aborted(_aborted(results))
 
     if requests:
@@ -222,6 +222,8 @@ class _Provisional:
     def apply(self, events: Sequence[PendingEvent]) -> None:
         for event in events:
             key = (TABLES[event.stream.type], event.stream.id)
+            # The stream's own row gives its version, so it must be held before anything else.
+            self.rows.update(self.load({key} - self.rows.keys()))
             row = self.rows.get(key)
             self.applied += 1
             recorded = RecordedEvent(
@@ -291,10 +293,16 @@ def _duplicate(op_id: UUID, first: OpResult) -> OpResult:
     return OpResult(op_id, "duplicate", version=original.version, original=original)
 
 
+def _refused(result: OpResult) -> bool:
+    """Not applied, now or (for a duplicate) the first time: an atomic batch cannot hold it."""
+    first = result.original if result.status == "duplicate" and result.original else result
+    return first.status in ("conflict", "rejected")
+
+
 def _aborted(results: Sequence[OpResult]) -> list[OpResult]:
     """The results of an atomic batch that is not kept: failures as they were, the rest
     (which would have applied) rejected with ``batch_aborted``, duplicates unchanged."""
-    failed = [i for i, r in enumerate(results) if r.status in ("conflict", "rejected")]
+    failed = [i for i, r in enumerate(results) if _refused(r)]
     message = (
         f"not applied: this batch is atomic and op {failed[0]} "
         f"({results[failed[0]].status}) could not be applied"

@@ -12,6 +12,7 @@ from typing import Any
 
 from schemas.ops import Op
 from schemas.results import INSUFFICIENT_STOCK, VALIDATION_FAILED, FieldError
+from schemas.values import MAX_COUNT
 
 from .crud import Rules, commutative
 from .decisions import EntityState, References, Rejected, rejected
@@ -30,6 +31,9 @@ def _check(op: Op, values: Mapping[str, Any], refs: References) -> Rejected | No
 
 def _stock_after(state: EntityState, change: int) -> Rejected | None:
     quantity = state.data["quantity"]
+    if quantity + change > MAX_COUNT:
+        message = f"the stock would be {quantity + change}, above the largest, {MAX_COUNT}"
+        return rejected(VALIDATION_FAILED, message, [FieldError("data.delta", message)])
     if quantity + change < 0:
         return rejected(
             INSUFFICIENT_STOCK, f"only {quantity} in stock; the op would leave {quantity + change}"

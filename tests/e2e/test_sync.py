@@ -508,3 +508,43 @@ def test_users_never_see_each_others_changes(http: httpx.Client) -> None:
     assert one(bob, op("show", shared_id, "create", show()))["status"] == "applied"
     assert bob.state()[("show", shared_id)]["data"]["city"] == "Madrid"
     assert ann.state()[("show", shared_id)]["data"]["city"] == "Oslo"
+
+
+def test_an_atomic_batch_holding_a_resent_refused_op_keeps_nothing(device: Device) -> None:
+    product_id = uid()
+    one(device, op("product", product_id, "create", product(quantity=1)))
+    too_many = op("product", product_id, "record_sale", sale(5))
+    assert one(device, too_many)["status"] == "rejected"
+    show_id = uid()
+    results = device.push([too_many, op("show", show_id, "create", show())], atomic=True)
+    assert results[0]["status"] == "duplicate"
+    assert results[0]["original"]["status"] == "rejected"
+    assert results[1]["status"] == "rejected"
+    assert results[1]["error"]["code"] == "batch_aborted"
+    assert ("show", show_id) not in device.state()
+
+
+def test_an_op_s_own_bad_members_refuse_it_alone(device: Device) -> None:
+    good = op("show", uid(), "create", show())
+    results = device.push(
+        [
+            op("show", uid(), "create", show(), client_ts="a\u0000b"),
+            op("show", uid(), "create", show(), client_ts="yesterday"),
+            op("x" * 200, uid(), "create", show()),
+            op("show", uid(), "y" * 200, show()),
+            good,
+        ]
+    )
+    assert [r["status"] for r in results] == ["rejected"] * 4 + ["applied"]
+    assert [r["error"]["errors"][0]["path"] for r in results[:4]] == [
+        "client_ts", "client_ts", "entity", "action",
+    ]  # fmt: skip
+    assert all(len(r["error"]["message"]) < 200 for r in results[:4])
+
+
+def test_stock_never_goes_above_the_largest_count(device: Device) -> None:
+    product_id = uid()
+    one(device, op("product", product_id, "create", product(quantity=10**12)))
+    result = one(device, op("product", product_id, "adjust_stock", {"delta": 1, "reason": "x"}))
+    assert result["status"] == "rejected" and result["error"]["code"] == "validation_failed"
+    assert device.state()[("product", product_id)]["data"]["quantity"] == 10**12

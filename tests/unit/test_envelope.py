@@ -10,7 +10,7 @@ import pytest
 
 from event_store.errors import UnknownEventType
 from schemas.events import SCHEMA_VERSIONS, build_registry
-from schemas.ops import CURRENT_OP_SCHEMA, Op, PushRequest, upcast_op
+from schemas.ops import CURRENT_OP_SCHEMA, Op, PushRequest, prepare_op, upcast_op
 from schemas.pull import Change, PullPage
 from schemas.results import Conflict, FieldError, OpError, OpResult, PushResponse
 
@@ -78,12 +78,37 @@ def test_unknown_entity_action_and_data_are_left_to_per_op_answers() -> None:
         push_body(atomic="yes"),
         push_body(atomc=True),
         push_body(schema_version=1.5),
-        push_body(ops=[{"op_id": OP_ID, "entity": "x" * 65, "id": ENTITY_ID, "action": "create"}]),
     ],
 )
 def test_envelope_errors_refuse_the_whole_request(body: bytes) -> None:
     with pytest.raises(msgspec.ValidationError):
         decode(body)
+
+
+@pytest.mark.parametrize(
+    ("member", "value", "path"),
+    [
+        ("entity", "x" * 65, "entity"),
+        ("action", "y" * 65, "action"),
+        ("client_ts", "2026-11-20T18:03:11", "client_ts"),  # no zone
+        ("client_ts", "2026-11-20", "client_ts"),
+        ("client_ts", "a\u0000b", "client_ts"),
+        ("client_ts", "2026-11-20T18:03:11Z" + " " * 60, "client_ts"),
+    ],
+)
+def test_an_op_s_own_bad_members_refuse_that_op_only(member: str, value: str, path: str) -> None:
+    op = {"op_id": OP_ID, "entity": "show", "id": ENTITY_ID, "action": "create", member: value}
+    request = decode(json.dumps({"client_id": CLIENT, "ops": [op]}).encode())
+    problem = prepare_op(request.ops[0], CURRENT_OP_SCHEMA)
+    assert isinstance(problem, OpError)
+    assert problem.code == "validation_failed"
+    assert [e.path for e in problem.errors or []] == [path]
+
+
+def test_a_sound_op_is_prepared_unchanged() -> None:
+    op = Op(op_id=UUID(OP_ID), entity="show", id=UUID(ENTITY_ID), action="create",
+            client_ts="2026-11-20T18:03:11+02:00")  # fmt: skip
+    assert prepare_op(op, CURRENT_OP_SCHEMA) is op
 
 
 def test_upcast_current_schema_is_identity() -> None:
