@@ -115,3 +115,69 @@ def test_pulls_and_cursors_are_per_user(http: httpx.Client) -> None:
     response = mallory.pull_raw(since=stolen)
     assert response.status_code == 400
     assert "show" not in response.text  # the refusal says nothing of A's data
+
+
+# -- every route that names an entity, found from the OpenAPI document -----------------------
+
+COLLECTION_OF = {"shows": "show", "costs": "cost", "workouts": "workout", "inventory": "product"}
+BODIES: dict[str, dict[str, Any]] = {
+    "PATCH": {"notes": "mine now", "name": "mine", "amount": "1.00"},
+    "POST": {"delta": -1, "reason": "theft", "quantity": 1, "unit_price": "1.00",
+             "sold_at": "2026-11-20T18:04:00Z", "exercise": "Squat", "reps": 1, "weight": "1",
+             "unit": "kg"},
+}  # fmt: skip
+
+
+def entity_routes(http: httpx.Client) -> list[tuple[str, str]]:
+    """(method, path template) of every operation whose path names one entity by ``{id}``."""
+    document = http.get("/openapi.json").json()
+    return [
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        if "{id}" in path and "{collection}" not in path and path.split("/")[2] in COLLECTION_OF
+        for method in operations
+        if method in ("get", "post", "patch", "put", "delete")
+    ]
+
+
+def answer(response: httpx.Response) -> str:
+    """Status and body, with ids and request ids blanked out."""
+    body = _UUID.sub("<id>", response.text)
+    body = re.sub(r'"request_id":\s*"[^"]*"', '"request_id":""', body)
+    return f"{response.status_code} {body}"
+
+
+def test_every_route_answers_for_another_user_s_entity_as_for_a_missing_one(
+    http: httpx.Client,
+) -> None:
+    victim = Victim(sign_up(http))
+    mallory = sign_up(http)
+    routes = entity_routes(http)
+    assert len(routes) >= 10, routes  # item get, patch, delete, history, actions, per collection
+    for method, template in routes:
+        collection = template.split("/")[2]
+        victims_id = victim.ids()[COLLECTION_OF[collection]]
+        for query in ({}, {"version": "1"}, {"as_of": "2999-01-01T00:00:00Z"}):
+            if method != "GET" and query:
+                continue
+            answers_ = []
+            for id_ in (victims_id, uid()):
+                response = http.request(
+                    method,
+                    template.replace("{id}", id_),
+                    params=query,
+                    json=BODIES.get(method),
+                    headers=mallory.headers,
+                )
+                assert response.status_code < 500, (method, template, response.text)
+                answers_.append(answer(response))
+            assert answers_[0] == answers_[1], (method, template, query, answers_)
+    # Nothing of A's moved, and A's data shows nowhere in B's lists, events, stats or reports.
+    assert victim.device.state() == victim.state
+    secret_ids = set(victim.ids().values()) | {victim.deleted}
+    for path in ("/v1/shows", "/v1/costs", "/v1/workouts", "/v1/inventory", "/v1/events",
+                 "/v1/stats", "/v1/reports/sales", "/v1/sync/pull"):  # fmt: skip
+        response = http.get(path, headers=mallory.headers)
+        assert response.status_code == 200, (path, response.text)
+        assert not secret_ids & set(_UUID.findall(response.text)), path
+        assert "A's secret" not in response.text
