@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 allow_headers=[
                     "Authorization",
                     "Content-Type",
+                    "Idempotency-Key",
                     "If-Match",
                     "If-None-Match",
                     "X-Request-ID",

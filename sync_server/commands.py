@@ -12,6 +12,9 @@ This module runs that op and turns its result into HTTP terms:
   every other code (``validation_failed``, ``invalid_reference``…) is 422 with the field errors,
   their paths as the REST body spells them (``fee``, not ``data.fee``).
 
+A retried op (the same op id: an ``Idempotency-Key``, ``idempotency.py``) answers its first
+outcome again, whatever that was, so the retry gets the status the first request got.
+
 Without ``If-Match`` a write is unconditional: push decides it at the entity's version inside
 its own transaction (``at_current_version``), so no concurrent writer can make it conflict.
 """
@@ -19,7 +22,7 @@ its own transaction (``at_current_version``), so no concurrent writer can make i
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from uuid import UUID, uuid4
 
@@ -49,6 +52,8 @@ class Write:
     data: dict[str, Any]
     base_version: int | None = None
     """``If-Match``; None: unconditional (for update and delete)."""
+    op_id: UUID = field(default_factory=uuid4)
+    """Derived from an ``Idempotency-Key``, or fresh."""
 
 
 def read_row(store: EventStore, owner: UUID, table: str, id_: UUID) -> ReadRow | None:
@@ -58,9 +63,9 @@ def read_row(store: EventStore, owner: UUID, table: str, id_: UUID) -> ReadRow |
 
 
 def execute(store: EventStore, origin: Origin, write: Write) -> OpResult:
-    """Push ``write`` as one op of its own."""
+    """Push ``write`` as one op of its own; its outcome, or the first one if it is a retry."""
     op = Op(
-        op_id=uuid4(),
+        op_id=write.op_id,
         entity=write.entity,
         id=write.id,
         action=write.action,
@@ -69,7 +74,8 @@ def execute(store: EventStore, origin: Origin, write: Write) -> OpResult:
     )
     pushed = push(store, PushRequest(origin.client_id, [op]), origin, at_current_version=True)
     metrics.record_ops(SOURCE, pushed.results, len(pushed.events))
-    return pushed.results[0]
+    result = pushed.results[0]
+    return result.original if result.status == "duplicate" and result.original else result
 
 
 def refusal(result: OpResult, write: Write, current: ReadRow | None) -> Problem:
@@ -103,7 +109,7 @@ def _refusal(result: OpResult, what: str, current: ReadRow | None) -> Problem:
         )
         return _conflict("version_conflict", detail, current, conflict.fields, conflict)
     error = result.error
-    if error is None:  # a duplicate: never for a fresh op id
+    if error is None:  # a duplicate without its first outcome: push always gives it
         return Problem(409, "duplicate", f"{what}: this op was already applied")
     if error.code == NOT_FOUND:
         return Problem(404, NOT_FOUND, f"{what} not found")

@@ -4,7 +4,8 @@ Reads come from the read tables; every write is one op through the push command 
 (``commands.py``), answered with the row read back as a pull shows it. Versions travel as HTTP
 entity tags: ``GET`` answers ``ETag: "<version>"`` (and 304 to a matching ``If-None-Match``),
 ``PATCH`` and ``DELETE`` take ``If-Match: "<version>"`` as the op's ``base_version``, so the
-merge policy of push applies; without ``If-Match`` they write at the current version.
+merge policy of push applies; without ``If-Match`` they write at the current version. Every
+write takes an ``Idempotency-Key`` (``idempotency.py``): a retry answers what the first did.
 
 A deleted entity is 404 everywhere here (pulls still carry its tombstone). Lists are keyset
 pages pinned to the moment the listing began (``projections/listing.py``).
@@ -32,6 +33,7 @@ from .. import list_cursors
 from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
 from ..commands import Write, etag, execute, read_row, refusal
+from ..idempotency import HEADER, MAX_LENGTH, IdempotencyKey, claim, key_of, request_digest
 from ..problems import FieldProblem, Problem
 from ..pull_cursors import CursorError
 from ..push import Origin
@@ -234,6 +236,20 @@ async def _write(request: Request, collection: Collection, write: Write) -> Read
     return row
 
 
+async def _op_id(
+    request: Request, key: IdempotencyKey | None, sent: object, base: int | None
+) -> UUID:
+    """The op's id: the key's once the key is claimed for this very request, else a fresh one.
+    Called once the request has passed every check of its own, so a refused one claims nothing.
+    """
+    if key is None:
+        return uuid4()
+    digest = request_digest(request.method, request.url.path, base, sent)
+    owner = principal_of(request).user.id
+    await run_in_threadpool(claim, _services(request).store, owner, key, digest)
+    return key.op_id
+
+
 async def _body(request: Request) -> dict[str, Any]:
     limit = _services(request).settings.max_body_bytes
     return await read_json(request, dict[str, Any], limit)
@@ -242,11 +258,17 @@ async def _body(request: Request) -> dict[str, Any]:
 def create_endpoint(collection: Collection) -> Endpoint:
     async def create_item(request: Request) -> Response:
         refuse_unknown(request, ())
+        key = key_of(request)
         data = await _body(request)
+        sent = dict(data)
         given = "id" in data
         raw_id = data.pop("id", None)
         try:
-            id_ = UUID(raw_id) if given else uuid4()
+            if given:
+                id_ = UUID(raw_id)
+            else:
+                # A retry must create the same entity, so a keyed create's id is the key's.
+                id_ = uuid4() if key is None else key.entity_id(principal_of(request).user.id)
         except (TypeError, ValueError, AttributeError):
             raise Problem(
                 422,
@@ -254,7 +276,8 @@ def create_endpoint(collection: Collection) -> Endpoint:
                 "id must be a UUID",
                 errors=[FieldProblem("id", "must be a UUID")],
             ) from None
-        write = Write(collection.entity, collection.table, id_, CREATE, data)
+        op_id = await _op_id(request, key, sent, None)
+        write = Write(collection.entity, collection.table, id_, CREATE, data, op_id=op_id)
         row = await _write(request, collection, write)
         return row_response(row, 201, {"Location": f"{collection.path}/{row.id}"})
 
@@ -264,10 +287,12 @@ def create_endpoint(collection: Collection) -> Endpoint:
 def update_endpoint(collection: Collection) -> Endpoint:
     async def update_item(request: Request) -> Response:
         refuse_unknown(request, ())
+        key = key_of(request)
         id_ = _path_id(request, collection)
         base = _if_match(request)
         data = await _body(request)
-        write = Write(collection.entity, collection.table, id_, UPDATE, data, base)
+        op_id = await _op_id(request, key, data, base)
+        write = Write(collection.entity, collection.table, id_, UPDATE, data, base, op_id)
         return row_response(await _write(request, collection, write))
 
     return update_item
@@ -276,9 +301,11 @@ def update_endpoint(collection: Collection) -> Endpoint:
 def delete_endpoint(collection: Collection) -> Endpoint:
     async def delete_item(request: Request) -> Response:
         refuse_unknown(request, ())
+        key = key_of(request)
         id_ = _path_id(request, collection)
         base = _if_match(request)
-        write = Write(collection.entity, collection.table, id_, DELETE, {}, base)
+        op_id = await _op_id(request, key, None, base)
+        write = Write(collection.entity, collection.table, id_, DELETE, {}, base, op_id)
         store = _services(request).store
         origin = _origin(request)
         result = await run_in_threadpool(execute, store, origin, write)
@@ -293,9 +320,11 @@ def delete_endpoint(collection: Collection) -> Endpoint:
 def action_endpoint(collection: Collection, action: str) -> Endpoint:
     async def act(request: Request) -> Response:
         refuse_unknown(request, ())
+        key = key_of(request)
         id_ = _path_id(request, collection)
         data = await _body(request)
-        write = Write(collection.entity, collection.table, id_, action, data)
+        op_id = await _op_id(request, key, data, None)
+        write = Write(collection.entity, collection.table, id_, action, data, op_id=op_id)
         return row_response(await _write(request, collection, write))
 
     return act
@@ -349,6 +378,18 @@ _IF_MATCH = Param(
 )
 
 
+_IDEMPOTENCY_KEY = Param(
+    HEADER,
+    "header",
+    {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH, "pattern": "^[!-~]+$"},
+    "Any string you choose for this request (a UUID will do), at most 255 visible ASCII "
+    "characters, per user. A retry with the same key applies nothing again and answers what the "
+    "first request did: its status, and the entity as it is now (a create without an id creates "
+    "the same id). The same key with another method, path, If-Match or body is 422 "
+    "idempotency_key_reused. Keys are kept for good.",
+)
+
+
 def _collection_operations(collection: Collection) -> list[Operation]:
     row = Body(row_type(collection.entity))
     one = f"{collection.path}/{{id}}"
@@ -387,6 +428,7 @@ def _collection_operations(collection: Collection) -> list[Operation]:
             collection.name,
             {201: Reply("Created", row, headers={**_ETAG, "Location": "The new entity's URL"})},
             body=Body(create_type(collection.entity)),
+            params=(_IDEMPOTENCY_KEY,),
             problems=(409,),
         ),
         Operation(
@@ -422,7 +464,7 @@ def _collection_operations(collection: Collection) -> list[Operation]:
             collection.name,
             {200: Reply("Changed (or unchanged: nothing differed)", row, headers=_ETAG)},
             body=Body(patch_type(collection.entity), {"minProperties": 1}),
-            params=(_IF_MATCH,),
+            params=(_IF_MATCH, _IDEMPOTENCY_KEY),
             problems=(400, 404, 409),
         ),
         Operation(
@@ -431,8 +473,8 @@ def _collection_operations(collection: Collection) -> list[Operation]:
             f"Delete a {entity}",
             collection.name,
             {204: Reply("Deleted")},
-            params=(_IF_MATCH,),
-            problems=(400, 404, 409),
+            params=(_IF_MATCH, _IDEMPOTENCY_KEY),
+            problems=(400, 404, 409, 422),
         ),
     ]
     for action in collection.actions:
@@ -444,6 +486,7 @@ def _collection_operations(collection: Collection) -> list[Operation]:
                 collection.name,
                 {200: Reply(f"The {entity} after the {action.action}", row, headers=_ETAG)},
                 body=Body(action.payload(entity)),
+                params=(_IDEMPOTENCY_KEY,),
                 problems=(404, 409),
                 description="Commutes with other writes: no If-Match; checked against the "
                 "current state instead (409 insufficient_stock if stock would go below 0).",

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from api import assert_problem, product, show, sign_up, workout
+from api import assert_problem, product, sale, show, sign_up, workout
 
 from event_store import EventStore
 
@@ -350,6 +350,174 @@ def test_rest_writes_are_events_with_source_api_and_the_request_id(api: Api, ser
     assert [m["source"] for m in metadata] == ["api", "api"]
     assert [m["request_id"] for m in metadata] == ["rest-create-1", "rest-2"]
     assert all(m["actor"] == api.user_id and m["op_id"] for m in metadata)
+
+
+# -- Idempotency-Key -----------------------------------------------------------------------------
+
+
+def keyed(key: str | None = None) -> dict[str, str]:
+    return {"Idempotency-Key": key or f"key-{uuid.uuid4()}"}
+
+
+def event_types(server: Any, owner: str) -> list[str]:
+    return [type_ for type_, _ in events_of(server, owner)]
+
+
+def test_a_retried_create_without_an_id_creates_one_entity_and_answers_the_same(
+    api: Api, server: Any
+) -> None:
+    key = keyed()
+    first = api.post("/v1/shows", show(), **key)
+    retried = api.post("/v1/shows", show(), **key)
+    assert first.status_code == retried.status_code == 201, retried.text
+    assert retried.json() == first.json()
+    assert retried.headers["location"] == first.headers["location"]
+    assert retried.headers["etag"] == first.headers["etag"] == '"1"'
+    other = api.post("/v1/shows", show(), **keyed())
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+    assert len(api.list_all("shows")) == 2
+    assert event_types(server, api.user_id) == ["show.created", "show.created"]
+
+
+def test_a_retried_sale_is_recorded_once_and_another_key_records_another(api: Api) -> None:
+    row = api.create("inventory", product(quantity=10))
+    sales = f"/v1/inventory/{row['id']}/sales"
+    key = keyed()
+    first = api.post(sales, sale(3), **key)
+    # The order of members is not the request: only what it says.
+    retried = api.post(sales, dict(reversed(sale(3).items())), **key)
+    assert first.status_code == retried.status_code == 200, retried.text
+    assert first.json()["quantity"] == retried.json()["quantity"] == 7
+    assert retried.headers["etag"] == '"2"'
+    again = api.post(sales, sale(3), **keyed())
+    assert again.json()["quantity"] == 4
+
+
+def test_a_retried_delete_answers_204_again(api: Api, server: Any) -> None:
+    row = api.create("shows", show())
+    path = f"/v1/shows/{row['id']}"
+    key = keyed()
+    assert api.delete(path, **key).status_code == 204
+    assert api.delete(path, **key).status_code == 204
+    assert_problem(api.delete(path, **keyed()), 404, "not_found")
+    assert_problem(api.delete(path), 404, "not_found")
+    assert event_types(server, api.user_id) == ["show.created", "show.deleted"]
+
+
+def test_a_retried_patch_answers_success_and_the_entity_as_it_is_now(api: Api) -> None:
+    row = api.create("shows", show())
+    path = f"/v1/shows/{row['id']}"
+    key = {**keyed(), "If-Match": '"1"'}
+    assert api.patch(path, {"city": "Oslo"}, **key).json()["version"] == 2
+    api.patch(path, {"fee": "5"})
+    # Without the key this would be a conflict (version 1 is stale); with it, the first answer.
+    retried = api.patch(path, {"city": "Oslo"}, **key)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["version"] == 3 and retried.json()["city"] == "Oslo"
+
+
+def test_a_retried_refusal_is_the_same_refusal(api: Api) -> None:
+    row = api.create("inventory", product(quantity=1))
+    path = f"/v1/inventory/{row['id']}"
+    key = keyed()
+    two = sale(2)
+    assert_problem(api.post(f"{path}/sales", two, **key), 409, "insufficient_stock")
+    assert api.post(f"{path}/adjust", {"delta": 5, "reason": "delivery"}).status_code == 200
+    # The stock would allow it now, but this request was refused: its retry is too.
+    retried = assert_problem(api.post(f"{path}/sales", two, **key), 409, "insufficient_stock")
+    assert retried["current"]["quantity"] == 6
+    assert api.post(f"{path}/sales", two, **keyed()).json()["quantity"] == 4
+    invalid = keyed()
+    assert_problem(api.post("/v1/shows", show(fee="-1"), **invalid), 422, "validation_failed")
+    assert_problem(api.post("/v1/shows", show(fee="-1"), **invalid), 422, "validation_failed")
+
+
+def test_a_key_reused_for_another_request_is_422_and_writes_nothing(api: Api, server: Any) -> None:
+    row = api.create("inventory", product(quantity=10))
+    path = f"/v1/inventory/{row['id']}"
+    key = keyed()
+    assert api.post(f"{path}/sales", sale(1), **key).status_code == 200
+    for other in (
+        api.post(f"{path}/sales", sale(2), **key),
+        api.post(f"{path}/adjust", {"delta": 1, "reason": "found"}, **key),
+        api.patch(path, {"name": "Mug"}, **key),
+        api.delete(path, **key),
+        api.post("/v1/shows", show(), **key),
+    ):
+        problem = assert_problem(other, 422, "idempotency_key_reused")
+        assert problem["errors"][0]["path"] == "Idempotency-Key"
+    assert api.get(path).json()["quantity"] == 9
+    assert event_types(server, api.user_id) == ["product.created", "product.sale_recorded"]
+    refused_first = keyed()
+    assert_problem(api.post("/v1/shows", show(fee="-1"), **refused_first), 422)
+    assert_problem(api.post("/v1/shows", show(), **refused_first), 422, "idempotency_key_reused")
+
+
+def test_a_request_refused_before_it_is_pushed_claims_no_key(api: Api) -> None:
+    key = keyed()
+    malformed = api.client.post(
+        "/v1/shows",
+        content=b"{",
+        headers={**api.headers, **key, "Content-Type": "application/json"},
+    )
+    assert_problem(malformed, 400, "malformed_json")
+    assert_problem(api.post("/v1/shows", show(id="not-a-uuid"), **key), 422, "validation_failed")
+    assert api.post("/v1/shows", show(), **key).status_code == 201
+
+
+def test_keys_are_per_user(client: httpx.Client) -> None:
+    alice, bob = Api(client), Api(client)
+    key = keyed()
+    mine = alice.post("/v1/shows", show(), **key)
+    # Not a retry of Alice's request, nor a reuse of her key: Bob's keys are his own.
+    theirs = bob.post("/v1/shows", show(city="Oslo"), **key)
+    assert mine.status_code == theirs.status_code == 201, theirs.text
+    assert mine.json()["id"] != theirs.json()["id"] and theirs.json()["city"] == "Oslo"
+    assert [r["id"] for r in alice.list_all("shows")] == [mine.json()["id"]]
+    assert [r["id"] for r in bob.list_all("shows")] == [theirs.json()["id"]]
+
+
+def test_concurrent_requests_with_one_key_apply_once(client: httpx.Client, server: Any) -> None:
+    api = Api(client)
+    row = api.create("inventory", product(quantity=10))
+    key = keyed()
+    answers: list[httpx.Response] = []
+
+    def send() -> None:
+        with server.client() as own:
+            answers.append(
+                own.post(
+                    f"/v1/inventory/{row['id']}/sales",
+                    json=sale(1),
+                    headers={**api.headers, **key},
+                )
+            )
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [200] * 4
+    assert {a.json()["quantity"] for a in answers} == {9}
+    assert api.get(f"/v1/inventory/{row['id']}").json()["quantity"] == 9
+
+
+@pytest.mark.parametrize("key", [b"", b"two words", b"x" * 256, b"caf\xe9", b"tab\tbed"])
+def test_malformed_idempotency_keys_are_400_and_write_nothing(api: Api, key: bytes) -> None:
+    response = api.client.post(
+        "/v1/shows", json=show(), headers=[*api.headers.items(), (b"Idempotency-Key", key)]
+    )
+    problem = assert_problem(response, 400, "invalid_header")
+    assert problem["errors"][0]["path"] == "Idempotency-Key"
+    assert api.list_all("shows") == []
+
+
+def test_one_request_sends_one_key(api: Api) -> None:
+    headers = [*api.headers.items(), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
+    response = api.client.post("/v1/shows", json=show(), headers=headers)
+    assert_problem(response, 400, "invalid_header")
+    assert api.post("/v1/shows", show(), **keyed("x" * 255)).status_code == 201
 
 
 # -- lists: filters, sorts, pages ----------------------------------------------------------------

@@ -84,6 +84,22 @@ def test_the_document_is_openapi_3_1_with_a_schema_for_every_answer(http: httpx.
                     assert "application/problem+json" in answer["content"]
 
 
+def test_every_entity_write_documents_the_idempotency_key() -> None:
+    document = openapi_document()
+    writes = [
+        (path, method, operation)
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+        if path.startswith(("/v1/shows", "/v1/costs", "/v1/workouts", "/v1/inventory"))
+        and method in ("post", "patch", "delete")
+    ]
+    assert len(writes) == 4 * 3 + 3  # create, change, delete of each collection; 3 actions
+    for path, method, operation in writes:
+        headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+        assert headers["Idempotency-Key"]["schema"]["maxLength"] == 255, (method, path)
+        assert "422" in operation["responses"], (method, path)  # a key reused
+
+
 def test_the_docs_page_renders_the_document_without_other_hosts(http: httpx.Client) -> None:
     response = http.get("/docs")
     assert response.status_code == 200

@@ -116,13 +116,16 @@ def test_cors_preflight_and_exposed_headers(server_factory: ServerFactory) -> No
             headers={
                 "Origin": "https://app.example.com",
                 "Access-Control-Request-Method": "PATCH",
-                "Access-Control-Request-Headers": "authorization, content-type, if-match",
+                "Access-Control-Request-Headers": (
+                    "authorization, content-type, if-match, idempotency-key"
+                ),
             },
         )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
         assert "PATCH" in preflight.headers["access-control-allow-methods"]
-        assert "if-match" in preflight.headers["access-control-allow-headers"].lower()
+        allowed = preflight.headers["access-control-allow-headers"].lower()
+        assert "if-match" in allowed and "idempotency-key" in allowed
         conditional_get = client.options(
             "/v1/shows/00000000-0000-4000-8000-000000000000",
             headers={
