@@ -1,10 +1,11 @@
 """Fixed-window rate limits: at most ``limit`` hits per key per minute.
 
-Keys are digests (``bucket()``), never raw emails or addresses. On PostgreSQL the counters
-live in the ``rate_limits`` table so that every server process counts against the same
-numbers: one upsert per request counts all its keys and returns their totals, windows taken
-from the database clock. The embedded SQLite mode is one process: memory is enough there, and
-spares the single writer.
+Keys are digests (``bucket()``), never raw emails or addresses. A hit can be refunded within
+its window (a login that succeeds gives back its hit on the account: only failures count
+there). On PostgreSQL the counters live in the ``rate_limits`` table so that every server
+process counts against the same numbers: one upsert per request counts all its keys and returns
+their totals, windows taken from the database clock. The embedded SQLite mode is one process:
+memory is enough there, and spares the single writer.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def bucket(action: str, scope: str, subject: str, limit: int) -> Bucket:
     return Bucket(f"{action}:{scope}:{digest}", limit)
 
 
+@dataclass(frozen=True)
+class Hit:
+    """A counted hit: the window it was counted in, which a refund must still be in."""
+
+    window: int
+
+
 class RateLimited(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"rate limited; retry after {retry_after}s")
@@ -45,19 +53,25 @@ class RateLimited(Exception):
 
 
 class RateLimiter(abc.ABC):
-    async def hit(self, *buckets: Bucket) -> None:
-        """Count one hit in each bucket; raise ``RateLimited`` if any is over its limit."""
+    async def hit(self, *buckets: Bucket) -> Hit | None:
+        """Count one hit in each bucket; raise ``RateLimited`` if any is over its limit.
+        None when there is no bucket (nothing to count, nothing to refund)."""
         unique = sorted(set(buckets))  # one order everywhere: upserts never deadlock
         if not unique:
-            return
-        counts, retry_after = await self._count(unique)
+            return None
+        counts, retry_after, window = await self._count(unique)
         if any(count > b.limit for b, count in zip(unique, counts, strict=True)):
             raise RateLimited(max(1, math.ceil(retry_after)))
+        return Hit(window)
 
     @abc.abstractmethod
-    async def _count(self, buckets: Sequence[Bucket]) -> tuple[list[int], float]:
-        """Each bucket's hits in the current window (this one included), and the seconds
-        until the window ends."""
+    async def _count(self, buckets: Sequence[Bucket]) -> tuple[list[int], float, int]:
+        """Each bucket's hits in the current window (this one included), the seconds until
+        the window ends, and the window."""
+
+    @abc.abstractmethod
+    async def refund(self, hit: Hit, bucket: Bucket) -> None:
+        """Take back the hit ``hit`` counted in ``bucket``; nothing once its window is over."""
 
 
 class MemoryRateLimiter(RateLimiter):
@@ -66,7 +80,7 @@ class MemoryRateLimiter(RateLimiter):
         self._window = -1
         self._hits: dict[str, int] = {}
 
-    async def _count(self, buckets: Sequence[Bucket]) -> tuple[list[int], float]:
+    async def _count(self, buckets: Sequence[Bucket]) -> tuple[list[int], float, int]:
         now = time.time()
         window = int(now // WINDOW_SECONDS)
         with self._lock:
@@ -77,7 +91,12 @@ class MemoryRateLimiter(RateLimiter):
             for b in buckets:
                 self._hits[b.key] = self._hits.get(b.key, 0) + 1
                 counts.append(self._hits[b.key])
-        return counts, (window + 1) * WINDOW_SECONDS - now
+        return counts, (window + 1) * WINDOW_SECONDS - now, window
+
+    async def refund(self, hit: Hit, bucket: Bucket) -> None:
+        with self._lock:
+            if hit.window == self._window and self._hits.get(bucket.key, 0) > 0:
+                self._hits[bucket.key] -= 1
 
 
 _UPSERT = f"""
@@ -86,8 +105,11 @@ SELECT k, floor(extract(epoch FROM statement_timestamp()) / {WINDOW_SECONDS})::b
 FROM unnest(?::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n
 ON CONFLICT (key, window_start) DO UPDATE SET hits = r.hits + 1
 RETURNING r.key, r.hits,
-    ((r.window_start + 1) * {WINDOW_SECONDS} - extract(epoch FROM statement_timestamp()))::float8
+    ((r.window_start + 1) * {WINDOW_SECONDS} - extract(epoch FROM statement_timestamp()))::float8,
+    r.window_start
 """
+
+_REFUND = "UPDATE rate_limits SET hits = hits - 1 WHERE key = ? AND window_start = ? AND hits > 0"
 
 _PRUNE = f"""
 DELETE FROM rate_limits
@@ -99,18 +121,26 @@ class PostgresRateLimiter(RateLimiter):
     def __init__(self, store: EventStore) -> None:
         self._store = store
 
-    async def _count(self, buckets: Sequence[Bucket]) -> tuple[list[int], float]:
+    async def _count(self, buckets: Sequence[Bucket]) -> tuple[list[int], float, int]:
         keys = [b.key for b in buckets]
 
-        def upsert() -> tuple[list[int], float]:
+        def upsert() -> tuple[list[int], float, int]:
             with self._store.sql() as sql:
                 rows = sql.fetchall(_UPSERT, [keys])
                 if random.random() < _PRUNE_CHANCE:
                     sql.execute(_PRUNE)
-            found = {str(key): (int(hits), float(left)) for key, hits, left in rows}
-            return [found[k][0] for k in keys], min(left for _, left in found.values())
+            found = {str(key): (int(hits), float(left)) for key, hits, left, _ in rows}
+            window = int(rows[0][3])  # one statement: one clock, one window for every key
+            return [found[k][0] for k in keys], min(left for _, left in found.values()), window
 
         return await run_in_threadpool(upsert)
+
+    async def refund(self, hit: Hit, bucket: Bucket) -> None:
+        def update() -> None:
+            with self._store.sql() as sql:
+                sql.execute(_REFUND, [bucket.key, hit.window])
+
+        await run_in_threadpool(update)
 
 
 def rate_limiter_for(store: EventStore) -> RateLimiter:

@@ -19,7 +19,7 @@ from . import accounts
 from .accounts import Rotation
 from .models import Principal, Session, SignedIn, Tokens, User
 from .passwords import Passwords
-from .rate_limit import RateLimited, RateLimiter, bucket, rate_limiter_for
+from .rate_limit import Bucket, Hit, RateLimited, RateLimiter, bucket, rate_limiter_for
 from .tokens import AccessTokens, TokenExpired, TokenInvalid, hash_refresh_token, new_refresh_token
 from .validation import (
     PASSWORD_MAX,
@@ -70,17 +70,18 @@ class Auth:
 
     # -- rate limits -----------------------------------------------------------------------------
 
-    async def limit(self, action: str, address: str | None, account: str | None = None) -> None:
+    async def limit(
+        self, action: str, address: str | None, account: str | None = None
+    ) -> Hit | None:
         """Count one attempt at ``action`` from ``address`` (and on ``account``); 429 beyond
         the limits."""
         buckets = []
         if address is not None:
             buckets.append(bucket(action, "ip", address, self.settings.rate_limit_per_minute))
         if account is not None:
-            limit = self.settings.rate_limit_per_account_per_minute
-            buckets.append(bucket(action, "account", account, limit))
+            buckets.append(self._account_bucket(action, account))
         try:
-            await self.limiter.hit(*buckets)
+            return await self.limiter.hit(*buckets)
         except RateLimited as limited:
             log.info("rate limited", extra={"action": action})
             raise Problem(
@@ -89,6 +90,9 @@ class Auth:
                 f"too many attempts; retry in {limited.retry_after} s",
                 headers={"Retry-After": str(limited.retry_after)},
             ) from None
+
+    def _account_bucket(self, action: str, account: str) -> Bucket:
+        return bucket(action, "account", account, self.settings.rate_limit_per_account_per_minute)
 
     # -- signing in ------------------------------------------------------------------------------
 
@@ -142,11 +146,17 @@ class Auth:
         email = normalize_email(email)
         if problem := device_id_problem(device_id):
             raise _invalid(collect(device_id=problem))
-        await self.limit("login", address, email)
+        # Every attempt is counted before the password is checked, so concurrent guesses can
+        # never outrun the limits; a success then gives its hit on the account back. Only
+        # failures count against an account: signing in on many devices at once is never
+        # refused for it (the address still counts every attempt).
+        hit = await self.limit("login", address, email)
         found = await self._check_password(email, password)
         if found is None:
             log.info("login failed")
             raise unauthorized("invalid_credentials", "wrong email or password", error=None)
+        if hit is not None:
+            await self.limiter.refund(hit, self._account_bucket("login", email))
 
         now = utc_now()
         new_hash = None
@@ -242,8 +252,11 @@ class Auth:
         access = self.tokens.issue(result.user_id, result.session_id, now)
         return result.user_id, Tokens(access, new_token, self.tokens.ttl_seconds)
 
-    async def logout(self, refresh_token: str) -> UUID:
+    async def logout(self, refresh_token: str, address: str | None) -> UUID:
         """Revoke the session of ``refresh_token`` (done already is fine); its user's id."""
+        # Per address only, every attempt: logout is public, answers whether a token is live
+        # and costs a write, and names no account until its token is found.
+        await self.limit("logout", address)
         token_hash = self._refresh_hash(refresh_token)
         now = utc_now()
 

@@ -85,7 +85,7 @@ async def refresh(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     auth = _auth(request)
     body = await _read(request, RefreshBody)
-    user_id = await auth.logout(body.refresh_token)
+    user_id = await auth.logout(body.refresh_token, _address(request))
     _identify(request, user_id)
     return Response(status_code=204)
 

@@ -427,14 +427,25 @@ def test_rate_limits_per_address_and_per_account(server_factory: Any, backend: s
         assert 1 <= int(limited.headers["retry-after"]) <= 60
         assert database_rows(server.database, "SELECT count(*) FROM users")[0][0] == 3
 
-        # Login, counted apart from registration: 3 per address, 2 per account.
-        assert login(client, emails[0], "wrong password").status_code == 401
-        assert login(client, emails[0]).status_code == 200
-        assert_problem(login(client, emails[0]), 429, "rate_limited")  # the account's 3rd
+        # Login, counted apart from registration: every attempt, 3 per address; failures only,
+        # 2 per account.
+        def login_from(address: str, email: str, password: str = PASSWORD) -> httpx.Response:
+            body = {"email": email, "password": password}
+            return client.post("/v1/auth/login", json=body, headers={"X-Forwarded-For": address})
+
+        for n in range(3):  # more successes than the account's limit, from three addresses
+            assert login_from(f"10.0.1.{n}", emails[0]).status_code == 200
+        assert login_from("10.0.2.1", emails[0], "wrong password").status_code == 401
+        assert login_from("10.0.2.2", emails[0], "wrong password").status_code == 401
+        # Two failures lock the account for the rest of the minute, the right password too:
+        # anyone can do this to anyone (README, "Configuration"), the price of bounding
+        # guesses from many addresses.
+        assert_problem(login_from("10.0.2.3", emails[0]), 429, "rate_limited")
+        assert login(client, emails[1]).status_code == 200
+        assert login(client, emails[1]).status_code == 200
+        assert login(client, emails[2], "wrong password").status_code == 401
         assert_problem(login(client, emails[1]), 429, "rate_limited")  # the address's 4th
-        other_address = client.post(
-            "/v1/auth/login", json={"email": emails[1], "password": PASSWORD}, headers=elsewhere
-        )
+        other_address = login_from("10.0.0.2", emails[1])
         assert other_address.status_code == 200, other_address.text
 
         # Refresh: the account is the token's user.
@@ -445,6 +456,16 @@ def test_rate_limits_per_address_and_per_account(server_factory: Any, backend: s
         assert_problem(refresh(client, second.json()["refresh_token"]), 429)  # the account's 3rd
         assert_problem(refresh(client, "not-a-token"), 429, "rate_limited")  # the address's 4th
         assert_problem(refresh(client, "not-a-token", **elsewhere), 401, "invalid_refresh_token")
+
+        # Logout: per address, every attempt, whatever its token.
+        def logout(token: str, **headers: str) -> httpx.Response:
+            return client.post("/v1/auth/logout", json={"refresh_token": token}, headers=headers)
+
+        assert logout(signed[0]["refresh_token"]).status_code == 204
+        assert_problem(logout("not-a-token"), 401, "invalid_refresh_token")
+        assert logout(signed[0]["refresh_token"]).status_code == 204  # done already is fine
+        assert_problem(logout(signed[1]["refresh_token"]), 429, "rate_limited")  # the 4th
+        assert logout(signed[1]["refresh_token"], **elsewhere).status_code == 204
 
     if backend == "postgres":
         # A second process on the same database counts against the same numbers.

@@ -18,6 +18,7 @@ from sync_server.auth import accounts
 from sync_server.auth.accounts import Rotation
 from sync_server.auth.models import User
 from sync_server.auth.rate_limit import (
+    Hit,
     MemoryRateLimiter,
     PostgresRateLimiter,
     RateLimited,
@@ -108,6 +109,22 @@ def test_the_limiter_counts_each_bucket_apart(store: EventStore) -> None:
         limiter = rate_limiter_for(store)
         assert await hits(limiter, 5, 3, "a") == 3
         assert await hits(limiter, 2, 3, "b") == 2
+
+    asyncio.run(run())
+
+
+def test_a_refund_gives_one_hit_back_within_its_window(store: EventStore) -> None:
+    async def run() -> None:
+        limiter = rate_limiter_for(store)
+        account = bucket("login", "account", "a@example.com", 2)
+        first = await limiter.hit(account)
+        assert first is not None
+        await limiter.hit(account)
+        await limiter.refund(first, account)
+        await limiter.refund(Hit(first.window - 1), account)  # a window that is over: nothing
+        await limiter.hit(account)  # two counted again
+        with pytest.raises(RateLimited):
+            await limiter.hit(account)
 
     asyncio.run(run())
 
