@@ -11,7 +11,7 @@ from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
 
-from event_store import EventStore, utc_now
+from event_store import EventStore, Sql, utc_now
 
 from ..problems import FieldProblem, Problem
 from ..settings import Settings
@@ -48,6 +48,25 @@ def unauthorized(code: str, detail: str, error: str | None = "invalid_token") ->
 
 def _invalid(errors: list[FieldProblem]) -> Problem:
     return Problem(422, "validation_failed", "the body has invalid fields", errors=errors)
+
+
+@dataclass(frozen=True)
+class _NewSession:
+    """A device session about to be opened by a register or a login, with its first refresh
+    token (the token goes to the client once; only its hash is stored)."""
+
+    id: UUID
+    device_id: str | None
+    refresh_token: str
+    refresh_hash: bytes
+    opened_at: datetime
+    expires_at: datetime
+
+    def open(self, sql: Sql, user_id: UUID) -> None:
+        accounts.open_session(
+            sql, self.id, user_id, self.device_id, self.refresh_hash, self.opened_at,
+            self.expires_at,
+        )  # fmt: skip
 
 
 @dataclass
@@ -117,28 +136,19 @@ class Auth:
         password_hash = await self.passwords.hash(password)
         now = utc_now()
         user = User(uuid.uuid4(), email, name, now)
-        refresh_token, refresh_hash = new_refresh_token()
-        session_id = uuid.uuid4()
+        session = self._new_session(device_id, now)
 
         def write() -> bool:
             with self.store.sql() as sql:
                 if not accounts.insert_user(sql, user, password_hash):
                     return False
-                accounts.open_session(
-                    sql,
-                    session_id,
-                    user.id,
-                    device_id,
-                    refresh_hash,
-                    now,
-                    self._refresh_expiry(now),
-                )
+                session.open(sql, user.id)
             return True
 
         if not await run_in_threadpool(write):
             raise Problem(409, "email_taken", "an account with this email exists already")
-        log.info("user registered", extra={"user_id": str(user.id), "session_id": str(session_id)})
-        return self._signed_in(user, session_id, refresh_token, now)
+        log.info("user registered", extra={"user_id": str(user.id), "session_id": str(session.id)})
+        return self._signed_in(user, session.id, session.refresh_token, now)
 
     async def login(
         self, email: str, password: str, device_id: str | None, address: str | None
@@ -162,34 +172,25 @@ class Auth:
         new_hash = None
         if self.passwords.needs_rehash(found.password_hash):
             new_hash = await self.passwords.hash(password)
-        refresh_token, refresh_hash = new_refresh_token()
-        session_id = uuid.uuid4()
+        session = self._new_session(device_id, now)
         user = found.user
 
         def write() -> None:
             with self.store.sql() as sql:
                 if new_hash is not None:
                     accounts.replace_password_hash(sql, user.id, new_hash, now)
-                accounts.open_session(
-                    sql,
-                    session_id,
-                    user.id,
-                    device_id,
-                    refresh_hash,
-                    now,
-                    self._refresh_expiry(now),
-                )
+                session.open(sql, user.id)
 
         await run_in_threadpool(write)
         log.info(
             "login succeeded",
             extra={
                 "user_id": str(user.id),
-                "session_id": str(session_id),
+                "session_id": str(session.id),
                 "rehashed": new_hash is not None,
             },
         )
-        return self._signed_in(user, session_id, refresh_token, now)
+        return self._signed_in(user, session.id, session.refresh_token, now)
 
     async def _check_password(self, email: str, password: str) -> accounts.Credentials | None:
         """The account's credentials if ``password`` is its password. Unknown emails cost the
@@ -331,6 +332,12 @@ class Auth:
         log.info("session revoked", extra={"session_id": str(session_id)})
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _new_session(self, device_id: str | None, now: datetime) -> _NewSession:
+        token, token_hash = new_refresh_token()
+        return _NewSession(
+            uuid.uuid4(), device_id, token, token_hash, now, self._refresh_expiry(now)
+        )
 
     def _refresh_expiry(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.settings.refresh_token_ttl)
