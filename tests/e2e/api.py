@@ -29,6 +29,8 @@ def assert_problem(
     assert body["status"] == status
     if code is not None:
         assert body["code"] == code, body
+    if status == 401:
+        assert response.headers["www-authenticate"].startswith("Bearer")
     return body
 
 

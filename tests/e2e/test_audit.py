@@ -4,23 +4,10 @@ rebuilt from the log and agreeing with what pushes and pulls showed at the time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from api import Device, assert_problem, cost, op, product, sale, show, sign_in, sign_up, uid
-
-
-@pytest.fixture
-def http(server: Any) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
-
-
-@pytest.fixture
-def device(http: httpx.Client) -> Device:
-    return sign_up(http)
 
 
 def get(device: Device, path: str, **params: Any) -> httpx.Response:

@@ -14,23 +14,15 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from api import PASSWORD, assert_problem, bearer, new_email
 
 from event_store import EventStore
 
 SECRET = "e2e-auth-secret-" + "k" * 48
-PASSWORD = "correct horse battery staple"
 ISSUER, AUDIENCE = "sync-server", "sync-clients"
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def new_email() -> str:
-    return f"user-{uuid.uuid4().hex[:12]}@example.com"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def register(client: httpx.Client, email: str | None = None, **body: Any) -> dict[str, Any]:
@@ -49,20 +41,6 @@ def login(
 
 def refresh(client: httpx.Client, token: str, **headers: str) -> httpx.Response:
     return client.post("/v1/auth/refresh", json={"refresh_token": token}, headers=headers)
-
-
-def assert_problem(
-    response: httpx.Response, status: int, code: str | None = None
-) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    if code is not None:
-        assert body["code"] == code, body
-    if status == 401:
-        assert response.headers["www-authenticate"].startswith("Bearer")
-    return body
 
 
 def database_rows(database: Any, query: str, params: list[Any] | None = None) -> list[Any]:

@@ -7,18 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from api import Device, cost, op, product, sale, show, sign_up, uid, workout
-
-
-@pytest.fixture
-def http(server: Any) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
 
 
 class Victim:

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from api import (
     Device,
     assert_problem,
@@ -23,17 +21,6 @@ from api import (
 )
 
 from event_store import EventStore
-
-
-@pytest.fixture
-def http(server: Any) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
-
-
-@pytest.fixture
-def device(http: httpx.Client) -> Device:
-    return sign_up(http)
 
 
 def event_count(server: Any, user_id: str) -> int:
