@@ -274,3 +274,10 @@ def run_cli(cli_env: EventStore, capsys: pytest.CaptureFixture[str]) -> RunCli:
         return status, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture
+def http(server: Server) -> Iterator[httpx.Client]:
+    """A client of the module's shared server (tests isolate themselves by user)."""
+    with server.client() as client:
+        yield client

@@ -7,7 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from api import Device, assert_problem, cost, op, product, sale, show, sign_in, sign_up, uid
+
+
+@pytest.fixture
+def device(http: httpx.Client) -> Device:
+    """A new user, signed in on one device."""
+    return sign_up(http)
 
 
 def get(device: Device, path: str, **params: Any) -> httpx.Response:

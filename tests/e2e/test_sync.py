@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from api import (
     Device,
     assert_problem,
@@ -21,6 +22,12 @@ from api import (
 )
 
 from event_store import EventStore
+
+
+@pytest.fixture
+def device(http: httpx.Client) -> Device:
+    """A new user, signed in on one device."""
+    return sign_up(http)
 
 
 def event_count(server: Any, user_id: str) -> int:
