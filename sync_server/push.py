@@ -223,7 +223,9 @@ class _Provisional:
         for event in events:
             key = (TABLES[event.stream.type], event.stream.id)
             # The stream's own row gives its version, so it must be held before anything else.
-            self.rows.update(self.load({key} - self.rows.keys()))
+            # (A membership test, not ``{key} - rows.keys()``: that walks every row held.)
+            if key not in self.rows:
+                self.rows.update(self.load({key}))
             row = self.rows.get(key)
             self.applied += 1
             recorded = RecordedEvent(
