@@ -131,6 +131,20 @@ def test_idempotency_keys_are_scoped_by_owner(store: EventStore) -> None:
     assert other.duplicate is False
 
 
+def test_a_key_recalled_unused_then_written_is_a_duplicate_later_in_the_transaction(
+    store: EventStore,
+) -> None:
+    owner, s = uuid.uuid4(), stream()
+    with store.transaction(owner) as tx:
+        assert tx.recall(["k", "refused"]) == {}
+        first = tx.append_batch([AppendRequest([event(s)], {s: 0}, "k")])[0]
+        again = tx.append_batch([AppendRequest([event(s)], {s: 0}, "k")])[0]
+        tx.remember({"refused": b"{}"})
+        assert tx.recall(["refused"])["refused"].outcome == b"{}"
+    assert again.duplicate and again.versions == first.versions
+    assert [e.version for e in store.read_stream(owner, s)] == [1]
+
+
 def test_a_key_repeated_inside_one_batch_is_applied_once(store: EventStore) -> None:
     owner, s = uuid.uuid4(), stream()
     with store.transaction(owner) as tx:
