@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 from starlette.requests import Request
 
@@ -27,17 +26,6 @@ def bounded_int(request: Request, name: str, default: int, low: int, high: int) 
     if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
         raise bad_parameter(name, f"must be an integer from {low} to {high}")
     return int(raw)
-
-
-def rfc3339(raw: str) -> datetime:
-    """An RFC 3339 time with its zone (``2026-11-22T10:15:00Z``); ValueError otherwise."""
-    try:
-        moment = datetime.fromisoformat(raw.replace("z", "Z"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None or "T" not in raw.upper():
-        raise ValueError("an RFC 3339 time needs a date, a time and a zone (Z or +hh:mm)")
-    return moment
 
 
 def refuse_unknown(request: Request, known: Iterable[str]) -> None:

@@ -19,12 +19,13 @@ from starlette.routing import Route
 
 from projections.rows import TABLES
 from schemas.audit import EventsPage, HistoryPage
+from schemas.moments import parse_moment
 
 from .. import audit
 from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
 from ..problems import Problem
-from ..query_params import bad_parameter, bounded_int, refuse_unknown, rfc3339
+from ..query_params import bad_parameter, bounded_int, refuse_unknown
 from ..request_body import json_response
 from ..resources import COLLECTIONS, Collection
 from ..services import Services
@@ -110,7 +111,7 @@ def _moment(request: Request) -> tuple[datetime | None, int | None]:
     as_of = None
     if raw_time is not None:
         try:
-            as_of = rfc3339(raw_time)
+            as_of = parse_moment(raw_time)
         except ValueError as error:
             raise bad_parameter("as_of", str(error)) from None
     version = None
