@@ -23,9 +23,25 @@ def bounded_int(request: Request, name: str, default: int, low: int, high: int) 
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+    value = digits_in_range(raw, low, high)
+    if value is None:
         raise bad_parameter(name, f"must be an integer from {low} to {high}")
-    return int(raw)
+    return value
+
+
+def digits_in_range(raw: str, low: int, high: int) -> int | None:
+    """``raw``, plain ASCII digits, as an integer in ``[low, high]`` (0 <= low); None otherwise.
+
+    The length is checked before ``int``, which refuses more than 4300 digits with a ValueError
+    (leading zeros count too: they are dropped first).
+    """
+    if not raw.isascii() or not raw.isdigit():
+        return None
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > len(str(high)):
+        return None
+    value = int(digits)
+    return value if low <= value <= high else None
 
 
 def refuse_unknown(request: Request, known: Iterable[str]) -> None:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from event_store import MAX_POSITION, MAX_VERSION
 from projections.rows import TABLES
 from schemas.audit import EventsPage, HistoryPage
 from schemas.moments import parse_moment
@@ -31,8 +32,6 @@ from ..resources import COLLECTIONS, Collection
 from ..services import Services
 from . import entities
 
-_LAST_POSITION = 2**63 - 1
-_MAX_VERSION = 2**31 - 1
 _EVENTS_LIMIT = 1000
 _HISTORY_LIMIT = 5000
 
@@ -64,7 +63,7 @@ def _target(request: Request, collection: Collection) -> UUID:
 
 async def events_endpoint(request: Request) -> Response:
     refuse_unknown(request, ("after", "entity", "id", "limit"))
-    after = bounded_int(request, "after", 0, 0, _LAST_POSITION)
+    after = bounded_int(request, "after", 0, 0, MAX_POSITION)
     limit = bounded_int(request, "limit", 100, 1, _EVENTS_LIMIT)
     entity = request.query_params.get("entity") or None
     if entity is not None and entity not in TABLES:
@@ -87,7 +86,7 @@ def history_endpoint(collection: Collection) -> entities.Endpoint:
     async def history(request: Request) -> Response:
         refuse_unknown(request, ("after", "limit"))
         id_ = _target(request, collection)
-        after = bounded_int(request, "after", 0, 0, _MAX_VERSION)
+        after = bounded_int(request, "after", 0, 0, MAX_VERSION)
         limit = bounded_int(request, "limit", 500, 1, _HISTORY_LIMIT)
         owner = principal_of(request).user.id
         page = await run_in_threadpool(
@@ -116,7 +115,7 @@ def _moment(request: Request) -> tuple[datetime | None, int | None]:
             raise bad_parameter("as_of", str(error)) from None
     version = None
     if "version" in request.query_params:
-        version = bounded_int(request, "version", 1, 1, _MAX_VERSION)
+        version = bounded_int(request, "version", 1, 1, MAX_VERSION)
     return as_of, version
 
 
