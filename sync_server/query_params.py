@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from datetime import date
 
 from starlette.requests import Request
 
@@ -54,3 +56,17 @@ def refuse_unknown(request: Request, known: Iterable[str]) -> None:
     for name in allowed:
         if len(request.query_params.getlist(name)) > 1:
             raise bad_parameter(name, "given more than once")
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_date(raw: str) -> date:
+    """A calendar date spelt ``YYYY-MM-DD``; ValueError otherwise (``date.fromisoformat`` alone
+    would also take ``20261122`` and week dates such as ``2026-W47-1``)."""
+    try:
+        if _DATE.fullmatch(raw):
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise ValueError("must be a date in the form YYYY-MM-DD")
