@@ -231,6 +231,8 @@ def _lines(source: Iterable[bytes], nul_allowed: bool) -> Iterator[tuple[int, Li
             raise BadLine(number, f"not a line of a log export: {error}") from None
         except msgspec.DecodeError as error:
             raise BadLine(number, f"not JSON: {error}") from None
+        except RecursionError:
+            raise BadLine(number, "not JSON: nested too deeply") from None
         if not nul_allowed and _NUL.search(text):
             raise BadLine(number, "a NUL character (\\u0000), which PostgreSQL cannot store")
         yield number, line

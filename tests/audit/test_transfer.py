@@ -280,6 +280,15 @@ def test_a_line_the_store_cannot_hold_is_named_even_when_its_hash_is_right(
     assert counts(target) == (0, 0, 0)
 
 
+def test_a_line_nested_too_deeply_is_named(store: EventStore, target: EventStore) -> None:
+    lines = two_events_and_a_key(store)
+    lines[2] = b'{"kind": "event", "data": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}\n"
+    with pytest.raises(transfer.BadLine) as caught:
+        transfer.import_log(target, io.BytesIO(b"".join(lines)))
+    assert caught.value.line == 3 and "nested too deeply" in caught.value.message
+    assert counts(target) == (0, 0, 0)
+
+
 def test_a_key_recorded_at_a_time_with_no_utc_form_is_named(
     store: EventStore, target: EventStore
 ) -> None:

@@ -144,6 +144,22 @@ def test_moments_before_the_year_1000_compare_as_times_on_both_backends(device: 
     assert get(device, f"/v1/shows/{show_id}", as_of="9999-12-31T23:59:59Z").status_code == 200
 
 
+# -- bodies ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [1000, 5000])
+def test_a_body_nested_too_deeply_is_400_malformed_json(device: Device, depth: int) -> None:
+    deep = "[" * depth + "]" * depth
+    push = f'{{"client_id": "{uid()}", "ops": [{{"op_id": "{uid()}", "entity": "show", "id": ' \
+        f'"{uid()}", "action": "create", "data": {{"notes": {deep}}}}}]}}'  # fmt: skip
+    headers = {**device.headers, "Content-Type": "application/json"}
+    for path, body in (("/v1/sync/push", push), ("/v1/shows", f'{{"notes": {deep}}}'),
+                       ("/v1/auth/login", f'{{"email": {deep}}}')):  # fmt: skip
+        response = device.http.post(path, content=body, headers=headers)
+        assert "nested too deeply" in assert_problem(response, 400, "malformed_json")["detail"]
+    assert event_count(device) == 0
+
+
 # -- all of them at once -------------------------------------------------------------------------
 
 ABSURD = st.one_of(
