@@ -24,8 +24,9 @@ from .results import UNSUPPORTED_SCHEMA, VALIDATION_FAILED, FieldError, OpError
 CURRENT_OP_SCHEMA: Final = 1
 
 MAX_NAME: Final = 64
-"""Longest ``entity`` or ``action``: any real one fits, an echoed junk one stays
-small. Checked op by op (``check_op``), so that one bad op does not fail its batch."""
+"""Longest ``entity`` or ``action``: any real one fits, an echoed junk one stays small. Checked
+op by op (``check_op``), so that one bad op does not fail its batch (``client_ts`` is bounded
+by ``moments.MAX_TEXT``)."""
 
 
 class Op(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):

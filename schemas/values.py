@@ -1,10 +1,10 @@
-"""Scalar wire types that msgspec cannot check alone: exact decimals, ISO codes, and moments
-(``moments.py``).
+"""Scalar wire types that msgspec cannot check alone: exact decimals, ISO codes, stock deltas,
+and moments (``moments.py``).
 
-Each is a subclass of a builtin (``Decimal`` or ``str``) with a ``parse`` class method. msgspec
-hands any value bound for one of them to ``dec_hook``, which calls ``parse``; a ``ValueError``
-raised there becomes a ``ValidationError`` carrying the path of the value. ``enc_hook`` turns
-them back into their canonical JSON form.
+Each is a subclass of a builtin (``Decimal``, ``str``, ``int``, ``datetime``) with a ``parse``
+class method. msgspec hands any value bound for one of them to ``dec_hook``, which calls
+``parse``; a ``ValueError`` raised there becomes a ``ValidationError`` carrying the path of the
+value. ``enc_hook`` turns them back into their canonical JSON form.
 
 Decimals
 --------
