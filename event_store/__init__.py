@@ -12,6 +12,9 @@ from .errors import (
     UnknownEventType,
 )
 from .events import (
+    MAX_POSITION,
+    MAX_SCHEMA_VERSION,
+    MAX_VERSION,
     START,
     AppendResult,
     Checkpoint,
@@ -27,6 +30,9 @@ from .upcasting import UpcasterRegistry
 
 __all__ = [
     "EVENT_LOG",
+    "MAX_POSITION",
+    "MAX_SCHEMA_VERSION",
+    "MAX_VERSION",
     "START",
     "AppendRequest",
     "AppendResult",

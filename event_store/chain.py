@@ -46,7 +46,9 @@ def instant(moment: datetime) -> str:
     """The one spelling of a recording time that the chain covers (microseconds, UTC)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetimes are not recorded; use UTC")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # Not strftime: its %Y drops the leading zeros of a year before 1000 (on glibc), and the
+    # text must keep its width to keep text order equal to time order (SQLite compares it).
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class Content(msgspec.Struct, frozen=True):

@@ -7,10 +7,20 @@ msgspec Structs so that one definition serves for validation, encoding and stora
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import msgspec
+
+# The largest values the log's columns hold (PostgreSQL's types, the narrower backend): anything
+# larger that comes from outside (a query parameter, an If-Match, an imported line) is refused
+# before it reaches SQL, where it would fail as a database error.
+MAX_POSITION: Final = 2**63 - 1
+"""``position``: a 64-bit integer."""
+MAX_VERSION: Final = 2**31 - 1
+"""A stream's ``version``: a 32-bit integer."""
+MAX_SCHEMA_VERSION: Final = 2**15 - 1
+"""An event's ``schema_version``: a 16-bit integer."""
 
 
 class StreamId(msgspec.Struct, frozen=True, order=True):

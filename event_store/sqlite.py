@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -30,9 +30,7 @@ from .upcasting import UpcasterRegistry
 
 def _adapt_datetime(value: datetime) -> str:
     # A fixed-width UTC form, so that text order is time order in indexes and comparisons.
-    if value.tzinfo is None:
-        raise ValueError("naive datetimes are not stored; use UTC")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return chain.instant(value)
 
 
 def _convert_timestamp(raw: bytes) -> datetime:

@@ -13,32 +13,47 @@ Both directions take constant memory: export reads one snapshot through a server
 (on SQLite, a read transaction stepped row by row), and import checks each line as it comes:
 its shape, its event type, the order, that no position repeats (a bitmap, 1 bit per position),
 and that its hash follows its owner's previous event (``chain.py``), which catches any edited,
-missing or reordered event line. A damaged file stops the import at the first bad line, named
-with its number, and nothing of the file is kept: the whole import is one transaction, which
-rolls back. (One transaction rather than a staging table: both databases handle a transaction
-of millions of rows, and nothing else has to be cleaned up after a failure.)
+missing or reordered event line. A line that hashes right may still hold what the store cannot:
+numbers beyond its columns, a recording time before 1970 or with no UTC form, a NUL character on
+PostgreSQL; each is refused by its line too, before any SQL sees it. A damaged file stops the
+import at the first bad line, named with its number, and nothing of the file is kept: the whole
+import is one transaction, which rolls back. (One transaction rather than a staging table: both
+databases handle a transaction of millions of rows, and nothing else has to be cleaned up after
+a failure.)
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any, BinaryIO
+from datetime import UTC, datetime
+from typing import Annotated, Any, BinaryIO, Final
 from uuid import UUID
 
 import msgspec
 
+from schemas.moments import in_utc
+
 from . import chain
 from .errors import EventStoreError, UnknownEventType
-from .events import EventMetadata
+from .events import MAX_POSITION, MAX_SCHEMA_VERSION, MAX_VERSION, EventMetadata
 from .store import EventStore, Sql, utc_now
 
 FORMAT = "sync-server/log"
 VERSION = 1
 _BATCH = 2000
+
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest recording time an import takes. No clock of this server ran before it, and a
+projection counts back from a recording time (the 30-day sales window), which must not fall off
+the calendar."""
+
+# A JSON escape of NUL: an odd number of backslashes before "u0000" (an even number is an escaped
+# backslash followed by the text "u0000"). Raw control characters are not valid JSON.
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class Header(msgspec.Struct, tag_field="kind", tag="header", forbid_unknown_fields=True):
@@ -50,13 +65,13 @@ class Header(msgspec.Struct, tag_field="kind", tag="header", forbid_unknown_fiel
 
 
 class EventLine(msgspec.Struct, tag_field="kind", tag="event", forbid_unknown_fields=True):
-    position: Annotated[int, msgspec.Meta(ge=1)]
+    position: Annotated[int, msgspec.Meta(ge=1, le=MAX_POSITION)]
     owner: UUID
     stream_type: Annotated[str, msgspec.Meta(min_length=1)]
     stream_id: UUID
-    version: Annotated[int, msgspec.Meta(ge=1)]
+    version: Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)]
     type: Annotated[str, msgspec.Meta(min_length=3)]
-    schema_version: Annotated[int, msgspec.Meta(ge=1)]
+    schema_version: Annotated[int, msgspec.Meta(ge=1, le=MAX_SCHEMA_VERSION)]
     data: dict[str, Any]
     metadata: EventMetadata
     recorded_at: Annotated[datetime, msgspec.Meta(tz=True)]
@@ -174,20 +189,27 @@ def export(
 # -- import -------------------------------------------------------------------------------------
 
 
+_PAGE_BITS = 1024
+
+
 class _Positions:
-    """Which positions were seen: one bit each, so a million events cost 125 KB."""
+    """Which positions were seen: one bit each, in pages of 1024 made as positions reach them, so
+    a million events cost a few hundred KB however far apart their positions are (one bitmap up
+    to the highest position would cost a gigabyte for a single line at position 2^33)."""
 
     def __init__(self) -> None:
-        self._bits = bytearray()
+        self._pages: dict[int, bytearray] = {}
 
     def add(self, position: int) -> bool:
         """Mark ``position``; False if it was already marked."""
-        byte, bit = divmod(position, 8)
-        if byte >= len(self._bits):
-            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
-        if self._bits[byte] >> bit & 1:
+        page, offset = divmod(position, _PAGE_BITS)
+        bits = self._pages.get(page)
+        if bits is None:
+            bits = self._pages[page] = bytearray(_PAGE_BITS // 8)
+        byte, bit = divmod(offset, 8)
+        if bits[byte] >> bit & 1:
             return False
-        self._bits[byte] |= 1 << bit
+        bits[byte] |= 1 << bit
         return True
 
 
@@ -198,17 +220,35 @@ class _Owner:
     last: int = 0
 
 
-def _lines(source: Iterable[bytes]) -> Iterator[tuple[int, Line]]:
+def _lines(source: Iterable[bytes], nul_allowed: bool) -> Iterator[tuple[int, Line]]:
     for number, raw in enumerate(source, start=1):
         text = raw.rstrip(b"\r\n")
         if not text.strip():
             raise BadLine(number, "empty line")
         try:
-            yield number, _line.decode(text)
+            line = _line.decode(text)
         except msgspec.ValidationError as error:
             raise BadLine(number, f"not a line of a log export: {error}") from None
         except msgspec.DecodeError as error:
             raise BadLine(number, f"not JSON: {error}") from None
+        except RecursionError:
+            raise BadLine(number, "not JSON: nested too deeply") from None
+        if not nul_allowed and _NUL.search(text):
+            raise BadLine(number, "a NUL character (\\u0000), which PostgreSQL cannot store")
+        yield number, line
+
+
+def _recorded_at(number: int, moment: datetime) -> datetime:
+    """An imported recording time, in UTC, or the BadLine that says why the store cannot take it."""
+    try:
+        utc = in_utc(moment)
+    except ValueError as error:
+        raise BadLine(number, f"recorded_at {error}") from None
+    if utc < EARLIEST:
+        raise BadLine(
+            number, f"recorded_at is before {EARLIEST:%Y-%m-%d}, earlier than this server records"
+        )
+    return utc
 
 
 def import_log(
@@ -247,7 +287,7 @@ class _Importer:
         self.highest = 0
 
     def run(self, source: Iterable[bytes]) -> Counts:
-        lines = _lines(source)
+        lines = _lines(source, nul_allowed=self.sql.backend != "postgres")
         first = next(lines, None)
         if first is None:
             raise BadLine(1, "the file is empty")
@@ -289,7 +329,8 @@ class _Importer:
             self.store.registry.upcast(line.type, line.schema_version, line.data)
         except UnknownEventType as error:
             raise BadLine(number, str(error)) from None
-        recorded = chain.instant(line.recorded_at)
+        recorded_at = _recorded_at(number, line.recorded_at)
+        recorded = chain.instant(recorded_at)
         content = chain.Content(
             line.owner, line.stream_type, line.stream_id, line.version, line.type,
             line.schema_version, line.data, line.metadata, recorded,
@@ -307,7 +348,7 @@ class _Importer:
             (
                 line.position, line.owner, line.stream_type, line.stream_id, line.version,
                 line.type, line.schema_version, _encode(line.data).decode(),
-                _encode(line.metadata).decode(), line.recorded_at, expected,
+                _encode(line.metadata).decode(), recorded_at, expected,
             )
         )  # fmt: skip
         self.event_count += 1
@@ -323,7 +364,7 @@ class _Importer:
             outcome = base64.b64decode(line.outcome, validate=True)
         except (binascii.Error, ValueError):
             raise BadLine(number, "outcome is not base64") from None
-        self.keys.append((line.owner, line.key, outcome, line.recorded_at))
+        self.keys.append((line.owner, line.key, outcome, _recorded_at(number, line.recorded_at)))
         self.key_count += 1
         if len(self.keys) >= _BATCH:
             self._flush_keys()

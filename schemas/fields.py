@@ -14,6 +14,7 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 
+from .moments import Moment
 from .values import MAX_COUNT, CountryCode, CurrencyCode, Measure, Money, Percent, StockDelta
 
 # Text never holds NUL: PostgreSQL cannot store it in a text column, and nobody types it.
@@ -112,9 +113,6 @@ class AdjustStock(msgspec.Struct, forbid_unknown_fields=True):
 class RecordSale(msgspec.Struct, forbid_unknown_fields=True):
     quantity: Annotated[int, Meta(ge=1, le=MAX_COUNT)]
     unit_price: Money
-    sold_at: Annotated[dt.datetime, Meta(tz=True)]
-
-    def __post_init__(self) -> None:
-        # One spelling per instant: "…+02:00" and the same moment in "…Z" must compare equal
-        # as strings in the 30-day sales window.
-        self.sold_at = self.sold_at.astimezone(dt.UTC)
+    sold_at: Moment
+    """In UTC: "…+02:00" and the same moment in "…Z" must compare equal as strings in the
+    30-day sales window."""

@@ -1,9 +1,10 @@
-"""Scalar wire types that msgspec cannot check alone: exact decimals and ISO codes.
+"""Scalar wire types that msgspec cannot check alone: exact decimals, ISO codes, stock deltas,
+and moments (``moments.py``).
 
-Each is a subclass of a builtin (``Decimal`` or ``str``) with a ``parse`` class method. msgspec
-hands any value bound for one of them to ``dec_hook``, which calls ``parse``; a ``ValueError``
-raised there becomes a ``ValidationError`` carrying the path of the value. ``enc_hook`` turns
-them back into their canonical JSON form.
+Each is a subclass of a builtin (``Decimal``, ``str``, ``int``, ``datetime``) with a ``parse``
+class method. msgspec hands any value bound for one of them to ``dec_hook``, which calls
+``parse``; a ``ValueError`` raised there becomes a ``ValidationError`` carrying the path of the
+value. ``enc_hook`` turns them back into their canonical JSON form.
 
 Decimals
 --------
@@ -28,6 +29,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Self
 
 from .codes import COUNTRIES, CURRENCIES
+from .moments import Moment
 
 MAX_PLACES = 4
 MAX_MAGNITUDE = Decimal(10) ** 12
@@ -135,7 +137,7 @@ class StockDelta(int):
         return cls(raw)
 
 
-_PARSERS = (WireDecimal, CountryCode, CurrencyCode, StockDelta)
+_PARSERS = (WireDecimal, CountryCode, CurrencyCode, StockDelta, Moment)
 
 
 def dec_hook(type_: type, raw: Any) -> Any:
@@ -153,4 +155,6 @@ def enc_hook(value: Any) -> Any:
         return str(value)
     if isinstance(value, StockDelta):
         return int(value)
+    if isinstance(value, Moment):
+        return value.plain()
     raise NotImplementedError(f"no encoder for {type(value)!r}")

@@ -213,10 +213,10 @@ _ENTITY_NAMES = {
 
 
 def _moment(raw: str) -> datetime:
-    from .query_params import rfc3339
+    from schemas.moments import parse_moment
 
     try:
-        return rfc3339(raw)
+        return parse_moment(raw)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

@@ -2,7 +2,8 @@
 
 Schemas come from the msgspec types that decode requests and encode answers
 (``msgspec.json.schema_components``); the scalar wire types msgspec cannot describe alone
-(exact decimals, ISO codes, stock deltas: ``schemas/values.py``) get their schema here, once.
+(exact decimals, ISO codes, stock deltas, moments: ``schemas/values.py``) get their schema
+here, once.
 Every error is the one problem+json shape of PROTOCOL.md, "Errors".
 """
 
@@ -15,6 +16,7 @@ from typing import Any, Final
 import msgspec
 
 from schemas.codes import COUNTRIES, CURRENCIES
+from schemas.moments import MAX_TEXT, Moment
 from schemas.values import (
     MAX_COUNT,
     MAX_MAGNITUDE,
@@ -92,6 +94,12 @@ _SCALARS: Final[Mapping[type, dict[str, Any]]] = {
         "maximum": MAX_COUNT,
         "not": {"const": 0},
         "description": "A change of stock, never 0",
+    },
+    Moment: {
+        "type": "string",
+        "format": "date-time",
+        "maxLength": MAX_TEXT,
+        "description": "RFC 3339 with a zone, within the years 1 to 9999 in UTC; answered in UTC",
     },
 }
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date
 
 from starlette.requests import Request
 
@@ -24,20 +25,25 @@ def bounded_int(request: Request, name: str, default: int, low: int, high: int) 
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+    value = digits_in_range(raw, low, high)
+    if value is None:
         raise bad_parameter(name, f"must be an integer from {low} to {high}")
-    return int(raw)
+    return value
 
 
-def rfc3339(raw: str) -> datetime:
-    """An RFC 3339 time with its zone (``2026-11-22T10:15:00Z``); ValueError otherwise."""
-    try:
-        moment = datetime.fromisoformat(raw.replace("z", "Z"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None or "T" not in raw.upper():
-        raise ValueError("an RFC 3339 time needs a date, a time and a zone (Z or +hh:mm)")
-    return moment
+def digits_in_range(raw: str, low: int, high: int) -> int | None:
+    """``raw``, plain ASCII digits, as an integer in ``[low, high]`` (0 <= low); None otherwise.
+
+    The length is checked before ``int``, which refuses more than 4300 digits with a ValueError
+    (leading zeros count too: they are dropped first).
+    """
+    if not raw.isascii() or not raw.isdigit():
+        return None
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > len(str(high)):
+        return None
+    value = int(digits)
+    return value if low <= value <= high else None
 
 
 def refuse_unknown(request: Request, known: Iterable[str]) -> None:
@@ -50,3 +56,17 @@ def refuse_unknown(request: Request, known: Iterable[str]) -> None:
     for name in allowed:
         if len(request.query_params.getlist(name)) > 1:
             raise bad_parameter(name, "given more than once")
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_date(raw: str) -> date:
+    """A calendar date spelt ``YYYY-MM-DD``; ValueError otherwise (``date.fromisoformat`` alone
+    would also take ``20261122`` and week dates such as ``2026-W47-1``)."""
+    try:
+        if _DATE.fullmatch(raw):
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise ValueError("must be a date in the form YYYY-MM-DD")

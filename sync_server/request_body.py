@@ -48,6 +48,9 @@ async def read_json(request: Request, type_: type[T], max_bytes: int) -> T:
         raise Problem(400, "malformed_json", f"the body is not valid JSON: {error}") from None
     except UnicodeDecodeError:
         raise Problem(400, "malformed_json", "the body is not valid UTF-8") from None
+    except RecursionError:
+        # msgspec's own depth guard (about a thousand levels), not a crash of the process.
+        raise Problem(400, "malformed_json", "the body is nested too deeply") from None
     try:
         return msgspec.convert(raw, type_, strict=True)
     except msgspec.ValidationError as error:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
 from types import MappingProxyType
 from typing import Any, Final, get_args
 from uuid import UUID
@@ -20,19 +19,14 @@ from projections.rows import TABLES
 from schemas.entities import ACTION_PAYLOADS, FIELDS
 from schemas.fields import ShowStatus
 
-from .query_params import bad_parameter
+from .query_params import bad_parameter, iso_date
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
 
 
 def _date(raw: str) -> str:
-    try:
-        if len(raw) == 10:
-            return date.fromisoformat(raw).isoformat()
-    except ValueError:
-        pass
-    raise ValueError("must be a date in the form YYYY-MM-DD")
+    return iso_date(raw).isoformat()
 
 
 def _status(raw: str) -> str:

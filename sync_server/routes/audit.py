@@ -17,21 +17,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from event_store import MAX_POSITION, MAX_VERSION
 from projections.rows import TABLES
 from schemas.audit import EventsPage, HistoryPage
+from schemas.moments import parse_moment
 
 from .. import audit
 from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
 from ..problems import Problem
-from ..query_params import bad_parameter, bounded_int, refuse_unknown, rfc3339
+from ..query_params import bad_parameter, bounded_int, refuse_unknown
 from ..request_body import json_response
 from ..resources import COLLECTIONS, Collection
 from ..services import Services
 from . import entities
 
-_LAST_POSITION = 2**63 - 1
-_MAX_VERSION = 2**31 - 1
 _EVENTS_LIMIT = 1000
 _HISTORY_LIMIT = 5000
 
@@ -63,7 +63,7 @@ def _target(request: Request, collection: Collection) -> UUID:
 
 async def events_endpoint(request: Request) -> Response:
     refuse_unknown(request, ("after", "entity", "id", "limit"))
-    after = bounded_int(request, "after", 0, 0, _LAST_POSITION)
+    after = bounded_int(request, "after", 0, 0, MAX_POSITION)
     limit = bounded_int(request, "limit", 100, 1, _EVENTS_LIMIT)
     entity = request.query_params.get("entity") or None
     if entity is not None and entity not in TABLES:
@@ -86,7 +86,7 @@ def history_endpoint(collection: Collection) -> entities.Endpoint:
     async def history(request: Request) -> Response:
         refuse_unknown(request, ("after", "limit"))
         id_ = _target(request, collection)
-        after = bounded_int(request, "after", 0, 0, _MAX_VERSION)
+        after = bounded_int(request, "after", 0, 0, MAX_VERSION)
         limit = bounded_int(request, "limit", 500, 1, _HISTORY_LIMIT)
         owner = principal_of(request).user.id
         page = await run_in_threadpool(
@@ -110,12 +110,12 @@ def _moment(request: Request) -> tuple[datetime | None, int | None]:
     as_of = None
     if raw_time is not None:
         try:
-            as_of = rfc3339(raw_time)
+            as_of = parse_moment(raw_time)
         except ValueError as error:
             raise bad_parameter("as_of", str(error)) from None
     version = None
     if "version" in request.query_params:
-        version = bounded_int(request, "version", 1, 1, _MAX_VERSION)
+        version = bounded_int(request, "version", 1, 1, MAX_VERSION)
     return as_of, version
 
 

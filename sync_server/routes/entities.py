@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from event_store import MAX_VERSION
 from projections import listing, tables
 from projections.project import epoch
 from projections.rows import ReadRow
@@ -37,7 +38,7 @@ from ..idempotency import HEADER, MAX_LENGTH, IdempotencyKey, claim, key_of, req
 from ..problems import FieldProblem, Problem
 from ..pull_cursors import CursorError
 from ..push import Origin
-from ..query_params import bad_parameter, bounded_int, refuse_unknown
+from ..query_params import bad_parameter, bounded_int, digits_in_range, refuse_unknown
 from ..request_body import read_json
 from ..resource_shapes import create_type, page_type, patch_type
 from ..resources import COLLECTIONS, DEFAULT_LIMIT, MAX_LIMIT, Collection
@@ -107,13 +108,15 @@ def _if_match(request: Request) -> int | None:
     if raw is None or raw.strip() == "*":
         return None
     tag = raw.strip()
-    if len(tag) > 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isascii() and tag[1:-1].isdigit():
-        return int(tag[1:-1])
-    raise Problem(
-        400,
-        "invalid_header",
-        'If-Match must be one entity tag from an ETag of this API, such as "3"',
-    )
+    quoted = len(tag) > 2 and tag[0] == tag[-1] == '"'
+    version = digits_in_range(tag[1:-1], 0, MAX_VERSION) if quoted else None
+    if version is None:
+        raise Problem(
+            400,
+            "invalid_header",
+            'If-Match must be one entity tag from an ETag of this API, such as "3"',
+        )
+    return version
 
 
 def _not_modified(request: Request, version: int) -> bool:

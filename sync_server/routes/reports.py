@@ -4,8 +4,7 @@ pushes by a moment)."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
@@ -18,12 +17,11 @@ from schemas.reports import SalesDay, SalesReport
 
 from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
-from ..query_params import bad_parameter, refuse_unknown
+from ..query_params import bad_parameter, iso_date, refuse_unknown
 from ..request_body import json_response
 from ..services import Services
 
 MAX_DAYS = 366
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _date(request: Request, name: str, default: date) -> date:
@@ -31,18 +29,17 @@ def _date(request: Request, name: str, default: date) -> date:
     if raw is None or raw == "":
         return default
     try:
-        if _DATE.fullmatch(raw):
-            return date.fromisoformat(raw)
-    except ValueError:
-        pass
-    raise bad_parameter(name, "must be a date, YYYY-MM-DD")
+        return iso_date(raw)
+    except ValueError as error:
+        raise bad_parameter(name, str(error)) from None
 
 
 async def sales_report(request: Request) -> Response:
     refuse_unknown(request, ("from", "to", "product_id"))
     today = datetime.now(UTC).date()
     end = _date(request, "to", today)
-    start = _date(request, "from", end - timedelta(days=29))
+    # 30 days up to ``to``, but never before the first day a date can name.
+    start = _date(request, "from", date.fromordinal(max(1, end.toordinal() - 29)))
     if start > end:
         raise bad_parameter("from", "must not be after to")
     if (end - start).days >= MAX_DAYS:

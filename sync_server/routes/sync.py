@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from schemas.moments import parse_moment
 from schemas.ops import PushRequest
 from schemas.pull import PullPage
 from schemas.results import PushResponse
@@ -28,7 +29,7 @@ from ..live.longpoll import long_poll
 from ..problems import Problem
 from ..pull import ENTITIES, Since, WirePage, pull
 from ..push import Origin, push
-from ..query_params import bad_parameter, bounded_int, rfc3339
+from ..query_params import bad_parameter, bounded_int
 from ..request_body import json_response, read_json
 from ..services import Services
 
@@ -87,9 +88,10 @@ def _since(request: Request, services: Services) -> Since:
     if raw.startswith(pull_cursors.PREFIX + "."):
         return Since(cursor=since_cursor(request, services, raw))
     try:
-        return Since(moment=rfc3339(raw))
+        return Since(moment=parse_moment(raw))
     except ValueError as error:
-        raise bad_parameter("since", f"must be a cursor from this server, or {error}") from None
+        message = f"must be a cursor from this server, or a time that {error}"
+        raise bad_parameter("since", message) from None
 
 
 def _limit(request: Request, services: Services) -> int:

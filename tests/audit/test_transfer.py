@@ -9,8 +9,11 @@ the bad line comes after thousands of good ones.
 from __future__ import annotations
 
 import io
+import json
+import tracemalloc
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,16 @@ from domain_harness import op, show_data
 from histories import History
 from op_strategies import PRELUDE
 
-from event_store import EventStore, NewEvent, StreamId, migrate, open_store, transfer
+from event_store import (
+    EventMetadata,
+    EventStore,
+    NewEvent,
+    StreamId,
+    chain,
+    migrate,
+    open_store,
+    transfer,
+)
 from event_store.integrity import verify_chains
 from projections import rebuild, tables
 from schemas.events import build_registry
@@ -216,3 +228,105 @@ def test_the_cli_imports_and_names_a_bad_line(
         assert cli.main(["verify"]) == 0
     finally:
         drop_database(empty)
+
+
+# -- lines that hash right but hold what the store cannot ---------------------------------------
+
+
+def two_events_and_a_key(store: EventStore) -> list[bytes]:
+    """The lines of an export of two owners' first events and an idempotency key."""
+    events = [NewEvent(StreamId("show", uuid.uuid4()), "show.created", show_data())]
+    store.append(uuid.uuid4(), events, idempotency_key="op-1")
+    store.append(uuid.uuid4(), events)
+    return exported(store).splitlines(keepends=True)
+
+
+def forged(line: bytes, **changes: Any) -> bytes:
+    """An owner's first event line with ``changes`` and its hash recomputed, so that only the
+    import's own checks can catch it (a time with no UTC form has no hash: it keeps the old)."""
+    event = {**json.loads(line), **changes}
+    try:
+        recorded = chain.instant(datetime.fromisoformat(event["recorded_at"]))
+    except OverflowError:
+        return json.dumps(event).encode() + b"\n"
+    content = chain.Content(
+        uuid.UUID(event["owner"]), event["stream_type"], uuid.UUID(event["stream_id"]),
+        event["version"], event["type"], event["schema_version"], event["data"],
+        EventMetadata(**event["metadata"]), recorded,
+    )  # fmt: skip
+    event["hash"] = chain.link(chain.GENESIS, content).hex()
+    return json.dumps(event).encode() + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"recorded_at": "0001-01-01T00:00:00+01:00"}, "between the years 1 and 9999"),
+        ({"recorded_at": "9999-12-31T23:59:59-01:00"}, "between the years 1 and 9999"),
+        ({"recorded_at": "1969-12-31T23:59:59Z"}, "before 1970-01-01"),
+        ({"recorded_at": "0001-01-01T00:00:00Z"}, "before 1970-01-01"),
+        ({"position": 2**63}, "<= 9223372036854775807"),
+        ({"version": 2**31}, "<= 2147483647"),
+    ],
+)
+def test_a_line_the_store_cannot_hold_is_named_even_when_its_hash_is_right(
+    store: EventStore, target: EventStore, changes: dict[str, Any], message: str
+) -> None:
+    lines = two_events_and_a_key(store)
+    lines[1] = forged(lines[1], **changes)
+    with pytest.raises(transfer.BadLine) as caught:
+        transfer.import_log(target, io.BytesIO(b"".join(lines)))
+    assert caught.value.line == 2 and message in caught.value.message, caught.value
+    assert counts(target) == (0, 0, 0)
+
+
+def test_a_line_nested_too_deeply_is_named(store: EventStore, target: EventStore) -> None:
+    lines = two_events_and_a_key(store)
+    lines[2] = b'{"kind": "event", "data": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}\n"
+    with pytest.raises(transfer.BadLine) as caught:
+        transfer.import_log(target, io.BytesIO(b"".join(lines)))
+    assert caught.value.line == 3 and "nested too deeply" in caught.value.message
+    assert counts(target) == (0, 0, 0)
+
+
+def test_a_key_recorded_at_a_time_with_no_utc_form_is_named(
+    store: EventStore, target: EventStore
+) -> None:
+    lines = two_events_and_a_key(store)
+    key = json.loads(lines[3])
+    assert key["kind"] == "key"
+    lines[3] = json.dumps({**key, "recorded_at": "0001-01-01T00:00:00+01:00"}).encode() + b"\n"
+    with pytest.raises(transfer.BadLine) as caught:
+        transfer.import_log(target, io.BytesIO(b"".join(lines)))
+    assert caught.value.line == 4, caught.value
+    assert counts(target) == (0, 0, 0)
+
+
+def test_a_nul_is_refused_where_postgresql_cannot_store_it(
+    store: EventStore, target: EventStore
+) -> None:
+    lines = two_events_and_a_key(store)
+    lines[1] = forged(lines[1], data=show_data(city="Ma\u0000drid"))
+    if target.backend == "postgres":
+        with pytest.raises(transfer.BadLine) as caught:
+            transfer.import_log(target, io.BytesIO(b"".join(lines)))
+        assert caught.value.line == 2 and "NUL" in caught.value.message
+        assert counts(target) == (0, 0, 0)
+    else:  # SQLite stores it
+        assert transfer.import_log(target, io.BytesIO(b"".join(lines))).events == 2
+
+
+def test_positions_far_apart_cost_no_memory(store: EventStore, target: EventStore) -> None:
+    # A bitmap up to the highest position would take 256 MB for this one line.
+    lines = two_events_and_a_key(store)
+    far = 2**31
+    lines[2] = json.dumps({**json.loads(lines[2]), "position": far}).encode() + b"\n"
+    tracemalloc.start()
+    try:
+        transfer.import_log(target, io.BytesIO(b"".join(lines)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
+    positions = [row[0] for row in stored_events(target)]
+    assert len(positions) == 2 and positions[-1] == far

@@ -56,3 +56,14 @@ def test_bad_report_parameters_are_400(device: Device, server: Any) -> None:
         assert_problem(response, 400, "invalid_parameter")
     with server.client() as anonymous:
         assert_problem(anonymous.get("/v1/reports/sales"), 401)
+
+
+def test_a_report_at_the_edges_of_the_calendar_is_empty_not_an_error(device: Device) -> None:
+    # The default start, 29 days before ``to``, would fall before the first day there is.
+    assert report(device, to="0001-01-01") == {"from": "0001-01-01", "to": "0001-01-01", "days": []}
+    assert report(device, **{"from": "9999-12-01", "to": "9999-12-31"})["days"] == []
+    for params in ({"to": "0000-12-31"}, {"from": "10000-01-01"}, {"to": "2026-W47-1"},
+                   {"from": "\uff12\uff10\uff12\uff16-11-01"}):  # fmt: skip
+        response = device.http.get("/v1/reports/sales", params=params, headers=device.headers)
+        problem = assert_problem(response, 400, "invalid_parameter")
+        assert problem["errors"][0]["message"] == "must be a date in the form YYYY-MM-DD"

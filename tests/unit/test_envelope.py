@@ -94,6 +94,9 @@ def test_envelope_errors_refuse_the_whole_request(body: bytes) -> None:
         ("client_ts", "2026-11-20", "client_ts"),
         ("client_ts", "a\u0000b", "client_ts"),
         ("client_ts", "2026-11-20T18:03:11Z" + " " * 60, "client_ts"),
+        ("client_ts", "2026-11-20T18:03:11\u0000Z", "client_ts"),
+        ("client_ts", "0001-01-01T00:00:00+01:00", "client_ts"),  # no UTC form
+        ("client_ts", "9999-12-31T23:59:59-01:00", "client_ts"),
     ],
 )
 def test_an_op_s_own_bad_members_refuse_that_op_only(member: str, value: str, path: str) -> None:

@@ -425,3 +425,37 @@ def test_record_sale_normalizes_time_to_utc() -> None:
 def test_record_sale_bad_values(field: str, value: object) -> None:
     payload = {"quantity": 2, "unit_price": "4.50", "sold_at": "2026-11-20T18:04:00Z", field: value}
     assert f"data.{field}" in errors_of(validate_action("product", "record_sale", payload))
+
+
+@pytest.mark.parametrize(
+    "sold_at",
+    [
+        "0001-01-01T00:00:00+01:00",  # 31 December of the year 0 in UTC
+        "9999-12-31T23:59:59-01:00",  # 1 January 10000 in UTC
+        "0001-01-01T00:59:59.999999+01:00",
+    ],
+)
+def test_record_sale_refuses_a_time_with_no_utc_form(sold_at: str) -> None:
+    payload = {"quantity": 2, "unit_price": "4.50", "sold_at": sold_at}
+    assert errors_of(validate_action("product", "record_sale", payload)) == {
+        "data.sold_at": "must fall between the years 1 and 9999 once converted to UTC"
+    }
+    # Also when another field is wrong: every problem is reported, none raises.
+    payload["quantity"] = 0
+    assert set(errors_of(validate_action("product", "record_sale", payload))) == {
+        "data.quantity",
+        "data.sold_at",
+    }
+
+
+@pytest.mark.parametrize(
+    ("sold_at", "utc"),
+    [
+        ("0001-01-01T01:00:00+01:00", "0001-01-01T00:00:00Z"),
+        ("9999-12-31T22:59:59.999999-01:00", "9999-12-31T23:59:59.999999Z"),
+        ("2026-11-20t18:04:00.5z", "2026-11-20T18:04:00.500000Z"),
+    ],
+)
+def test_record_sale_takes_the_edges_of_the_calendar(sold_at: str, utc: str) -> None:
+    payload = {"quantity": 2, "unit_price": "4.50", "sold_at": sold_at}
+    assert validate_action("product", "record_sale", payload)["sold_at"] == utc  # type: ignore[index]
