@@ -22,7 +22,16 @@ from .events import (
     StreamId,
 )
 from .migrator import EVENT_LOG, MigrationSet, migrate, pending
-from .store import AppendRequest, EventStore, Recalled, Sql, Transaction, open_store, utc_now
+from .store import (
+    AppendRequest,
+    EventStore,
+    Recalled,
+    Sql,
+    Timeouts,
+    Transaction,
+    open_store,
+    utc_now,
+)
 from .upcasting import UpcasterRegistry
 
 __all__ = [
@@ -45,6 +54,7 @@ __all__ = [
     "Sql",
     "StoreUnavailable",
     "StreamId",
+    "Timeouts",
     "Transaction",
     "UnknownEventType",
     "UpcasterRegistry",

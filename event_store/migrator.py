@@ -100,6 +100,9 @@ def _migrate_postgres(store: EventStore, sets: list[MigrationSet]) -> list[Migra
 
     done = []
     with store.sql() as sql:
+        # Waiting here is the point (another process is migrating), however long it takes: not
+        # the lock timeout of ordinary calls.
+        sql.execute("SET LOCAL lock_timeout = 0")
         sql.execute("SELECT pg_advisory_xact_lock(?, 0)", [LOCK_MIGRATE])
         sql.script(_CREATE)
         rows = sql.fetchall("SELECT component, version, checksum FROM schema_migrations")

@@ -4,6 +4,11 @@ SQLite allows one writer at a time, so this backend keeps a single writer connec
 lock (threads queue on the lock instead of spinning on ``SQLITE_BUSY``) and a small pool of
 reader connections, which WAL lets read while the writer writes. One writer also means the
 owner lock of ``store.Transaction`` is implied: every write transaction holds the database.
+
+When SQLite cannot serve a call for now (another process holds the file longer than the lock
+timeout, the disk is full or failing), the call raises ``StoreUnavailable`` (HTTP 503), and
+whatever transaction it was in is rolled back, even when the failure was the ``COMMIT`` itself
+(SQLite then leaves the transaction open): the next call finds the connection as good as new.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import msgspec
 from . import chain, changes
 from .errors import StoreUnavailable
 from .events import Checkpoint, NewEvent, StreamId
-from .store import EVENT_COLUMNS, EventStore, Row, Sql, Transaction
+from .store import DEFAULT_TIMEOUTS, EVENT_COLUMNS, EventStore, Row, Sql, Timeouts, Transaction
 from .upcasting import UpcasterRegistry
 
 
@@ -43,6 +48,32 @@ sqlite3.register_adapter(UUID, str)
 sqlite3.register_adapter(datetime, _adapt_datetime)
 sqlite3.register_converter("UUID", lambda raw: UUID(raw.decode()))
 sqlite3.register_converter("TIMESTAMPTZ", _convert_timestamp)
+
+
+# Primary result codes that say "not now", not "not this": the file is held by another
+# connection, or the disk is full or failing. Anything else (a constraint, a bug) is raised as is.
+_UNAVAILABLE = frozenset(
+    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+     sqlite3.SQLITE_CANTOPEN}
+)  # fmt: skip
+
+
+@contextmanager
+def _transient_as_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as error:
+        code = getattr(error, "sqlite_errorcode", -1) & 0xFF  # the extended code's primary part
+        if code in _UNAVAILABLE:
+            raise StoreUnavailable(f"SQLite cannot serve this now: {error}") from error
+        raise
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    """End the transaction a failure left open. SQLite rolls back by itself after some errors
+    (a full disk) and not after others (a refused ``COMMIT``), so only if one is still open."""
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
 
 
 class SqliteSql(Sql):
@@ -169,10 +200,12 @@ class SqliteStore(EventStore):
         registry: UpcasterRegistry | None = None,
         synchronous: str = "FULL",
         readers: int = 8,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
     ) -> None:
         super().__init__(registry)
         self.path = path
         self._synchronous = synchronous
+        self._timeouts = timeouts
         if path == ":memory:":
             # Every connection to a private in-memory database is a new database; share one.
             self.path = f"file:sync-{id(self)}?mode=memory&cache=shared"
@@ -191,30 +224,31 @@ class SqliteStore(EventStore):
                 self.path,
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
                 check_same_thread=False,
-                timeout=30,
+                # How long a call waits for another process's hold on the file (the busy timeout).
+                timeout=self._timeouts.lock,
                 detect_types=sqlite3.PARSE_DECLTYPES,
                 uri=self.path.startswith("file:"),
             )
         except sqlite3.Error as error:
             raise StoreUnavailable(f"cannot open {self.path}: {error}") from error
-        connection.execute("PRAGMA journal_mode=WAL")
-        # FULL: a push acknowledged to a client survives a power cut, not just a process crash.
-        connection.execute(f"PRAGMA synchronous={self._synchronous}")
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute("PRAGMA busy_timeout=30000")
+        with _transient_as_unavailable():
+            connection.execute("PRAGMA journal_mode=WAL")
+            # FULL: a push acknowledged to a client survives a power cut, not only a crash.
+            connection.execute(f"PRAGMA synchronous={self._synchronous}")
+            connection.execute("PRAGMA foreign_keys=ON")
         return connection
 
     @contextmanager
     def _write(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[SqliteSql]:
-        with self._write_lock:
+        with self._write_lock, _transient_as_unavailable():
             connection = self._writer
             connection.execute(begin)
             try:
                 yield SqliteSql(connection)
+                connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                _roll_back(connection)
                 raise
-            connection.execute("COMMIT")
 
     @contextmanager
     def transaction(self, owner: UUID) -> Iterator[Transaction]:  # type: ignore[override]
@@ -251,12 +285,13 @@ class SqliteStore(EventStore):
     def snapshot(self) -> Iterator[Sql]:  # type: ignore[override]
         connection = self._take_reader()
         try:
-            # In WAL mode a read transaction sees one snapshot from its first read to its end.
-            connection.execute("BEGIN")
-            try:
-                yield SqliteSql(connection)
-            finally:
-                connection.execute("ROLLBACK")
+            with _transient_as_unavailable():
+                # In WAL mode a read transaction sees one snapshot from its first read to its end.
+                connection.execute("BEGIN")
+                try:
+                    yield SqliteSql(connection)
+                finally:
+                    _roll_back(connection)
         finally:
             self._readers.put(connection)
 
@@ -267,8 +302,9 @@ class SqliteStore(EventStore):
             pass
         with self._reader_lock:
             if self._reader_count < self._reader_max:
+                connection = self._connect()  # counted once it exists: opening may fail
                 self._reader_count += 1
-                return self._connect()
+                return connection
         return self._readers.get()
 
     def hold_appends(self, sql: Sql) -> None:

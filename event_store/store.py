@@ -41,6 +41,7 @@ import functools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -581,6 +582,29 @@ class EventStore(abc.ABC):
         self.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long the database may keep a call waiting before the call raises ``StoreUnavailable``
+    (HTTP 503, retry later) instead of holding a request, and the locks it holds, without end."""
+
+    lock: float = 10.0
+    """Seconds a statement waits for a lock another transaction holds: PostgreSQL's
+    ``lock_timeout`` (an owner lock, a row, the appends lock during an import); on SQLite the
+    busy timeout (the file held by another process's write)."""
+    idle_in_transaction: float = 60.0
+    """PostgreSQL: seconds a transaction may sit idle before the server ends its session, so
+    that a caller stuck mid-transaction cannot hold its owner lock for ever."""
+    keepalives_idle: int = 10
+    """PostgreSQL: TCP keepalives. Seconds of silence before the first probe, then one every
+    ``keepalives_interval`` seconds; ``keepalives_count`` unanswered ones and the connection is
+    dead: a call waiting on a vanished server or a cut network fails instead of hanging."""
+    keepalives_interval: int = 5
+    keepalives_count: int = 3
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+
+
 def open_store(
     url: str | None,
     *,
@@ -589,6 +613,7 @@ def open_store(
     pool_min: int = 1,
     pool_max: int = 10,
     pool_timeout: float = 5.0,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
 ) -> EventStore:
     """Open the store a settings URL names: ``postgresql://…`` or ``sqlite:///path`` or nothing
     (a SQLite file in ``data_dir``)."""
@@ -596,16 +621,21 @@ def open_store(
         from .postgres import PostgresStore
 
         return PostgresStore(
-            url, registry=registry, min_size=pool_min, max_size=pool_max, timeout=pool_timeout
+            url,
+            registry=registry,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=pool_timeout,
+            timeouts=timeouts,
         )
     from .sqlite import SqliteStore
 
     if url and url.startswith("sqlite:"):
         path = url.removeprefix("sqlite:").removeprefix("//")
-        return SqliteStore(path or ":memory:", registry=registry)
+        return SqliteStore(path or ":memory:", registry=registry, timeouts=timeouts)
     if url:
         raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
     import os
 
     os.makedirs(data_dir, exist_ok=True)
-    return SqliteStore(os.path.join(data_dir, "sync.db"), registry=registry)
+    return SqliteStore(os.path.join(data_dir, "sync.db"), registry=registry, timeouts=timeouts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from event_store import EventStore, MigrationSet, migrate, open_store
+from event_store import EventStore, MigrationSet, Timeouts, migrate, open_store
 from event_store.integrity import seal
 from event_store.migrator import EVENT_LOG, Migration
 
@@ -43,6 +43,13 @@ def connect(settings: Settings) -> EventStore:
         pool_min=settings.pool_min_size,
         pool_max=settings.pool_max_size,
         pool_timeout=settings.pool_timeout,
+        timeouts=Timeouts(
+            lock=settings.lock_timeout,
+            idle_in_transaction=settings.idle_in_transaction_timeout,
+            keepalives_idle=settings.tcp_keepalives_idle,
+            keepalives_interval=settings.tcp_keepalives_interval,
+            keepalives_count=settings.tcp_keepalives_count,
+        ),
     )
 
 
