@@ -45,6 +45,10 @@ LOCK_OWNER = 0x5359_0001
 LOCK_MIGRATE = 0x5359_0002
 # Every owner transaction holds this one shared; ``hold_appends`` takes it exclusively.
 LOCK_APPENDS = 0x5359_0003
+SCHEMA_KEY = "hashtext(current_schema())"
+"""The second key of the locks that stand for a whole log (appends, migrations). Advisory locks
+belong to the database, not to a schema: deployments (or test runs) that share a database in
+schemas of their own must never wait for each other's import or rebuild."""
 
 
 def lock_key(value: UUID) -> int:
@@ -416,7 +420,8 @@ class PostgresStore(EventStore):
             with connection.transaction():
                 sql = PostgresSql(connection)
                 sql.execute(
-                    "SELECT pg_advisory_xact_lock_shared(?, 0), pg_advisory_xact_lock(?, ?)",
+                    f"SELECT pg_advisory_xact_lock_shared(?, {SCHEMA_KEY}), "
+                    "pg_advisory_xact_lock(?, ?)",
                     [LOCK_APPENDS, LOCK_OWNER, lock_key(owner)],
                 )
                 tx = PostgresTransaction(sql, owner, self.registry)
@@ -439,7 +444,7 @@ class PostgresStore(EventStore):
     def hold_appends(self, sql: Sql) -> None:
         # Owner transactions take LOCK_APPENDS shared before their owner lock: this waits for
         # those in flight, and queues new ones behind it until the caller's transaction ends.
-        sql.execute("SELECT pg_advisory_xact_lock(?, 0)", [LOCK_APPENDS])
+        sql.execute(f"SELECT pg_advisory_xact_lock(?, {SCHEMA_KEY})", [LOCK_APPENDS])
 
     def _read_all_rows(
         self, sql: Sql, after: Checkpoint, limit: int, *, settled_only: bool = True

@@ -1,17 +1,29 @@
 """The PostgreSQL store never waits without end: every pooled connection carries the lock and
-idle-transaction timeouts and TCP keepalives it was given, and a transaction the server ended
-for sitting idle is ``StoreUnavailable`` (the server's 503), after which the pool goes on."""
+idle-transaction timeouts and TCP keepalives it was given, a transaction the server ended for
+sitting idle is ``StoreUnavailable`` (the server's 503), after which the pool goes on, and no
+schema ever waits for the locks of another sharing its database."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from contextlib import ExitStack
+from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import POSTGRES_URL, Database
+from conftest import POSTGRES_URL, Database, drop_database, fresh_database
 
-from event_store import EventStore, StoreUnavailable, Timeouts, open_store
+from event_store import (
+    EventStore,
+    NewEvent,
+    StoreUnavailable,
+    StreamId,
+    Timeouts,
+    migrate,
+    open_store,
+)
+from sync_server.services import MIGRATIONS
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"])
 
@@ -67,3 +79,25 @@ def test_a_transaction_left_idle_is_ended_and_the_call_is_unavailable(
             sql.fetchone("SELECT 1")
         with store.sql() as sql:
             assert sql.fetchone("SELECT 1") == (1,)
+
+
+def test_a_schema_never_waits_for_appends_held_in_another(
+    database: Database, tmp_path: Path
+) -> None:
+    # Advisory locks belong to the database: a rebuild or an import holding one schema's log
+    # still must not hold the appends of another schema in the same database.
+    neighbour_db = fresh_database("postgres", tmp_path)
+    try:
+        with (
+            opened(database, Timeouts(lock=0.2), size=1) as store,
+            opened(neighbour_db, Timeouts(lock=0.2), size=1) as neighbour,
+        ):
+            migrate(store, MIGRATIONS)
+            migrate(neighbour, MIGRATIONS)
+            with neighbour.sql() as held:
+                neighbour.hold_appends(held)
+                store.append(
+                    uuid.uuid4(), [NewEvent(StreamId("show", uuid.uuid4()), "show.created", {})]
+                )
+    finally:
+        drop_database(neighbour_db)
