@@ -234,8 +234,9 @@ class PostgresTransaction(Transaction):
         return self.sql.fetchall(query + " ORDER BY version", params)
 
 
-def _notify(connection: psycopg.Connection[Any], notice: changes.Committed) -> None:
-    """Send ``notice`` right after the commit that wrote its events, in a transaction of its own.
+def _notify(connection: psycopg.Connection[Any], notices: Sequence[changes.Committed]) -> None:
+    """Send ``notices`` right after the commit that wrote their events, in a transaction of
+    their own.
 
     Not inside the writing transaction: PostgreSQL serializes the commits of all transactions
     that notify (one lock held through each commit's flush), which would put every writer of
@@ -249,7 +250,8 @@ def _notify(connection: psycopg.Connection[Any], notice: changes.Committed) -> N
         with connection.transaction():
             connection.execute("SET LOCAL synchronous_commit = off")
             connection.execute(
-                f"SELECT pg_notify({changes.CHANNEL_SQL}, %s)", [changes.encode(notice)]
+                f"SELECT pg_notify({changes.CHANNEL_SQL}, p) FROM unnest(%s::text[]) AS p",
+                [[changes.encode(notice) for notice in notices]],
             )
     except psycopg.Error as error:
         log.warning("change notice not sent", extra={"error": str(error)})
@@ -428,7 +430,16 @@ class PostgresStore(EventStore):
                 yield tx
             notice = changes.committed(owner, tx.recorded)
             if notice is not None:
-                _notify(connection, notice)
+                _notify(connection, [notice])
+
+    def announce(self, notices: Sequence[changes.Committed]) -> None:
+        if not notices:
+            return
+        try:
+            with self._connection() as connection:
+                _notify(connection, notices)
+        except StoreUnavailable as error:
+            log.warning("change notices not sent", extra={"error": str(error)})
 
     @contextmanager
     def sql(self) -> Iterator[Sql]:  # type: ignore[override]

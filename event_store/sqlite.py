@@ -257,7 +257,11 @@ class SqliteStore(EventStore):
             yield tx
         notice = changes.committed(owner, tx.recorded)
         if notice is not None:
-            for watcher in list(self._watchers):
+            self.announce([notice])
+
+    def announce(self, notices: Sequence[changes.Committed]) -> None:
+        for watcher in list(self._watchers):
+            for notice in notices:
                 watcher(notice)
 
     @asynccontextmanager

@@ -49,7 +49,7 @@ from uuid import UUID
 import msgspec
 
 from . import chain
-from .changes import Deliver
+from .changes import Committed, Deliver
 from .errors import ConcurrencyError, InvalidAppend
 from .events import (
     START,
@@ -428,6 +428,13 @@ class EventStore(abc.ABC):
         """While open, ``deliver`` (in the running event loop) a notice after each commit that
         wrote events, by any writer of this database (``changes.py``); ``None`` first, once
         notices are being heard, and again whenever some may have been missed."""
+
+    @abc.abstractmethod
+    def announce(self, notices: Sequence[Committed]) -> None:
+        """Send ``notices`` about events already committed by a transaction that could not
+        send its own (an import writes every owner's events in one plain transaction); ``watch``
+        delivers them as any other. Never raises: the events are in the log whatever happens
+        to the notices, and a client that misses one learns of them at its next pull."""
 
     @abc.abstractmethod
     def hold_appends(self, sql: Sql) -> None:

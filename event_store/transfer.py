@@ -16,7 +16,8 @@ and that its hash follows its owner's previous event (``chain.py``), which catch
 missing or reordered event line. A damaged file stops the import at the first bad line, named
 with its number, and nothing of the file is kept: the whole import is one transaction, which
 rolls back. (One transaction rather than a staging table: both databases handle a transaction
-of millions of rows, and nothing else has to be cleaned up after a failure.)
+of millions of rows, and nothing else has to be cleaned up after a failure.) Once it has
+committed, one change notice per owner imported tells the servers watching (``changes.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from uuid import UUID
 
 import msgspec
 
-from . import chain
+from . import chain, changes
 from .errors import EventStoreError, UnknownEventType
 from .events import EventMetadata
 from .store import EventStore, Sql, utc_now
@@ -195,6 +196,7 @@ class _Positions:
 class _Owner:
     owner: UUID
     previous: bytes = chain.GENESIS
+    first: int = 0
     last: int = 0
 
 
@@ -226,9 +228,11 @@ def import_log(
                 raise NotEmpty(
                     f"the store is not empty ({table} has rows): import needs an empty one"
                 )
-        counts = _Importer(store, sql, progress).run(source)
+        importer = _Importer(store, sql, progress)
+        counts = importer.run(source)
         if then is not None:
             then(sql, counts)
+    store.announce(importer.notices)  # after the commit, as for any write
     return counts
 
 
@@ -242,6 +246,8 @@ class _Importer:
         self.events: list[tuple[Any, ...]] = []
         self.heads: list[tuple[UUID, int, bytes]] = []
         self.keys: list[tuple[UUID, str, bytes, datetime]] = []
+        self.notices: list[changes.Committed] = []
+        """One per owner: its first and last positions."""
         self.event_count = 0
         self.key_count = 0
         self.highest = 0
@@ -302,6 +308,7 @@ class _Importer:
                 "event before it, was edited or removed",
             )
         current.previous, current.last = expected, line.position
+        current.first = current.first or line.position
         self.highest = max(self.highest, line.position)
         self.events.append(
             (
@@ -315,8 +322,10 @@ class _Importer:
             self._flush_events()
 
     def _close_owner(self) -> None:
-        if self.current is not None and self.current.last:
-            self.heads.append((self.current.owner, self.current.last, self.current.previous))
+        current = self.current
+        if current is not None and current.last:
+            self.heads.append((current.owner, current.last, current.previous))
+            self.notices.append(changes.Committed(current.owner, current.first, current.last))
 
     def _key(self, number: int, line: KeyLine) -> None:
         try:
