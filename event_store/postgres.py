@@ -147,10 +147,6 @@ class PostgresTransaction(Transaction):
     def _current_versions(self, streams: Sequence[StreamId]) -> dict[StreamId, int]:
         return {StreamId(t, i): v for t, i, v, _ in self._versions_cursor(streams) if v is not None}
 
-    def _chain_head(self) -> bytes | None:
-        row = self.sql.fetchone("SELECT hash FROM event_chains WHERE owner = ?", [self.owner])
-        return None if row is None else bytes(row[0])
-
     def _recall(self, keys: Sequence[str]) -> dict[str, bytes]:
         return {k: bytes(v) for k, v in self._recall_cursor(keys)}
 
@@ -216,22 +212,6 @@ class PostgresTransaction(Transaction):
                 "SELECT %s, k, o, %s FROM unnest(%s::text[], %s::bytea[]) AS t(k, o)",
                 [owner, moment, [k for k, _ in pairs], [o for _, o in pairs]],
             )
-
-    def _read_stream_rows(
-        self, stream: StreamId, to_version: int | None, as_of: datetime | None
-    ) -> list[Row]:
-        query = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE owner = ? AND stream_type = ? "
-            "AND stream_id = ?"
-        )
-        params: list[Any] = [self.owner, stream.type, stream.id]
-        if to_version is not None:
-            query += " AND version <= ?"
-            params.append(to_version)
-        if as_of is not None:
-            query += " AND recorded_at <= ?"
-            params.append(as_of)
-        return self.sql.fetchall(query + " ORDER BY version", params)
 
 
 def _notify(connection: psycopg.Connection[Any], notices: Sequence[changes.Committed]) -> None:

@@ -132,10 +132,6 @@ class SqliteTransaction(Transaction):
             found.update({k: bytes(v) for k, v in rows})
         return found
 
-    def _chain_head(self) -> bytes | None:
-        row = self.sql.fetchone("SELECT hash FROM event_chains WHERE owner = ?", [self.owner])
-        return None if row is None else bytes(row[0])
-
     def _insert(self, events: list[tuple[NewEvent, int, bytes]]) -> tuple[list[int], int]:
         # The single writer holds the database: max + 1 is free, and no rollback leaves a gap.
         row = self.sql.fetchone("SELECT coalesce(max(position), 0) FROM events")
@@ -160,22 +156,6 @@ class SqliteTransaction(Transaction):
             "INSERT INTO idempotency_keys (owner, key, outcome, recorded_at) VALUES (?,?,?,?)",
             rows,
         )
-
-    def _read_stream_rows(
-        self, stream: StreamId, to_version: int | None, as_of: datetime | None
-    ) -> list[Row]:
-        query = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE owner = ? AND stream_type = ? "
-            "AND stream_id = ?"
-        )
-        params: list[Any] = [self.owner, stream.type, stream.id]
-        if to_version is not None:
-            query += " AND version <= ?"
-            params.append(to_version)
-        if as_of is not None:
-            query += " AND recorded_at <= ?"
-            params.append(as_of)
-        return self.sql.fetchall(query + " ORDER BY version", params)
 
 
 def _encode(value: object) -> str:

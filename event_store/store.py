@@ -172,9 +172,10 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def _recall(self, keys: Sequence[str]) -> dict[str, bytes]: ...
 
-    @abc.abstractmethod
     def _chain_head(self) -> bytes | None:
         """The hash that ends this owner's chain (``event_chains``), None for a new owner."""
+        row = self.sql.fetchone("SELECT hash FROM event_chains WHERE owner = ?", [self.owner])
+        return None if row is None else bytes(row[0])
 
     def _lookup(
         self, keys: Sequence[str], streams: Sequence[StreamId]
@@ -193,11 +194,6 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None: ...
-
-    @abc.abstractmethod
-    def _read_stream_rows(
-        self, stream: StreamId, to_version: int | None, as_of: datetime | None
-    ) -> list[Row]: ...
 
     # -- the interface -----------------------------------------------------------------------
 
@@ -345,7 +341,8 @@ class Transaction(abc.ABC):
         as_of: datetime | None = None,
     ) -> list[RecordedEvent]:
         """This owner's events of one stream, oldest first, inside this transaction."""
-        rows = self._read_stream_rows(stream, to_version, as_of)
+        conditions, params = _stream_conditions(self.owner, stream, to_version, as_of)
+        rows = self.sql.fetchall(*_events_query(conditions, params, "version", None))
         return [decode_row(row, self.registry) for row in rows]
 
 
@@ -370,6 +367,30 @@ EVENT_COLUMNS = (
     "position, tx, owner, stream_type, stream_id, version, type, schema_version, "
     "data, metadata, recorded_at"
 )
+
+
+def _events_query(
+    conditions: list[str], params: list[Any], order: str, limit: int | None
+) -> tuple[str, list[Any]]:
+    query = f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(conditions)} ORDER BY {order}"
+    if limit is None:
+        return query, params
+    return query + " LIMIT ?", [*params, limit]
+
+
+def _stream_conditions(
+    owner: UUID, stream: StreamId, to_version: int | None, as_of: datetime | None
+) -> tuple[list[str], list[Any]]:
+    """One stream of one owner, up to a version or a moment if given."""
+    conditions = ["owner = ?", "stream_type = ?", "stream_id = ?"]
+    params: list[Any] = [owner, stream.type, stream.id]
+    if to_version is not None:
+        conditions.append("version <= ?")
+        params.append(to_version)
+    if as_of is not None:
+        conditions.append("recorded_at <= ?")
+        params.append(as_of)
+    return conditions, params
 
 
 def decode_row(row: Row, registry: UpcasterRegistry) -> RecordedEvent:
@@ -477,14 +498,7 @@ class EventStore(abc.ABC):
         as_of: datetime | None = None,
     ) -> list[RecordedEvent]:
         """One stream of one owner, oldest first, up to a version or a moment if given."""
-        conditions = ["owner = ?", "stream_type = ?", "stream_id = ?"]
-        params: list[Any] = [owner, stream.type, stream.id]
-        if to_version is not None:
-            conditions.append("version <= ?")
-            params.append(to_version)
-        if as_of is not None:
-            conditions.append("recorded_at <= ?")
-            params.append(as_of)
+        conditions, params = _stream_conditions(owner, stream, to_version, as_of)
         return self._select(conditions, params, "version", None)
 
     def read_owner(
@@ -565,14 +579,8 @@ class EventStore(abc.ABC):
     def _select(
         self, conditions: list[str], params: list[Any], order: str, limit: int | None
     ) -> list[RecordedEvent]:
-        query = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(conditions)} ORDER BY {order}"
-        )
-        if limit is not None:
-            query += " LIMIT ?"
-            params = [*params, limit]
         with self.snapshot() as sql:
-            rows = sql.fetchall(query, params)
+            rows = sql.fetchall(*_events_query(conditions, params, order, limit))
         return [decode_row(row, self.registry) for row in rows]
 
     def count_events(self) -> int:
