@@ -22,6 +22,7 @@ from .events import (
     StreamId,
 )
 from .migrator import EVENT_LOG, MigrationSet, migrate, pending
+from .rows import as_uuid, chunks
 from .store import (
     AppendRequest,
     EventStore,
@@ -58,6 +59,8 @@ __all__ = [
     "Transaction",
     "UnknownEventType",
     "UpcasterRegistry",
+    "as_uuid",
+    "chunks",
     "migrate",
     "open_store",
     "pending",

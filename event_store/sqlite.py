@@ -29,6 +29,7 @@ import msgspec
 from . import chain, changes
 from .errors import StoreUnavailable
 from .events import Checkpoint, NewEvent, StreamId
+from .rows import chunks
 from .store import DEFAULT_TIMEOUTS, EVENT_COLUMNS, EventStore, Row, Sql, Timeouts, Transaction
 from .upcasting import UpcasterRegistry
 
@@ -105,7 +106,7 @@ class SqliteTransaction(Transaction):
     def _current_versions(self, streams: Sequence[StreamId]) -> dict[StreamId, int]:
         found: dict[StreamId, int] = {}
         # One statement per chunk; SQLite caps the number of parameters.
-        for chunk in _chunks(streams, 300):
+        for chunk in chunks(streams, 300):
             values = ",".join("(?, ?)" for _ in chunk)
             params: list[Any] = [self.owner]
             for s in chunk:
@@ -123,7 +124,7 @@ class SqliteTransaction(Transaction):
 
     def _recall(self, keys: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
-        for chunk in _chunks(keys, 500):
+        for chunk in chunks(keys, 500):
             marks = ",".join("?" for _ in chunk)
             rows = self.sql.fetchall(
                 f"SELECT key, outcome FROM idempotency_keys WHERE owner = ? AND key IN ({marks})",
@@ -163,11 +164,6 @@ def _encode(value: object) -> str:
 
 
 _encoder = msgspec.json.Encoder()
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class SqliteStore(EventStore):

@@ -61,6 +61,7 @@ from .events import (
     RecordedEvent,
     StreamId,
 )
+from .rows import as_uuid
 from .upcasting import UpcasterRegistry
 
 Backend = Literal["sqlite", "postgres"]
@@ -406,8 +407,8 @@ def decode_row(row: Row, registry: UpcasterRegistry) -> RecordedEvent:
     return RecordedEvent(
         position=position,
         tx=int(tx),
-        owner=owner if isinstance(owner, UUID) else UUID(owner),
-        stream=StreamId(stream_type, stream_id if isinstance(stream_id, UUID) else UUID(stream_id)),
+        owner=as_uuid(owner),
+        stream=StreamId(stream_type, as_uuid(stream_id)),
         version=version,
         type=type_,
         schema_version=schema_version,
@@ -541,7 +542,7 @@ class EventStore(abc.ABC):
                 f"AND stream_type = ? AND {extract} = ? GROUP BY stream_id ORDER BY first",
                 [owner, stream_type, value],
             )
-        return [row[0] if isinstance(row[0], UUID) else UUID(row[0]) for row in rows]
+        return [as_uuid(row[0]) for row in rows]
 
     def read_recorded_after(
         self, owner: UUID, moment: datetime, limit: int = 1000
