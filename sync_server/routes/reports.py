@@ -20,7 +20,7 @@ from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
 from ..query_params import bad_parameter, refuse_unknown
 from ..request_body import json_response
-from ..services import Services
+from ..services import services_of
 
 MAX_DAYS = 366
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -53,7 +53,7 @@ async def sales_report(request: Request) -> Response:
     except ValueError:
         raise bad_parameter("product_id", "must be a UUID") from None
     owner = principal_of(request).user.id
-    services: Services = request.app.state.services
+    services = services_of(request)
 
     def read() -> list[sales.DayRow]:
         with services.store.snapshot() as sql:
