@@ -25,7 +25,17 @@ from .events import (
     StreamId,
 )
 from .migrator import EVENT_LOG, MigrationSet, migrate, pending
-from .store import AppendRequest, EventStore, Recalled, Sql, Transaction, open_store, utc_now
+from .rows import as_uuid, chunks
+from .store import (
+    AppendRequest,
+    EventStore,
+    Recalled,
+    Sql,
+    Timeouts,
+    Transaction,
+    open_store,
+    utc_now,
+)
 from .upcasting import UpcasterRegistry
 
 __all__ = [
@@ -51,9 +61,12 @@ __all__ = [
     "Sql",
     "StoreUnavailable",
     "StreamId",
+    "Timeouts",
     "Transaction",
     "UnknownEventType",
     "UpcasterRegistry",
+    "as_uuid",
+    "chunks",
     "migrate",
     "open_store",
     "pending",

@@ -33,6 +33,7 @@ from uuid import UUID
 import msgspec
 
 from .events import EventMetadata
+from .rows import as_uuid
 
 GENESIS = bytes(32)
 """The "previous hash" of an owner's first event."""
@@ -111,10 +112,6 @@ CHAIN_COLUMNS = (
 """The columns ``StoredLink.from_row`` reads, in this order."""
 
 
-def _uuid(value: Any) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
-
-
 def _json(value: Any, decoder: msgspec.json.Decoder[Any]) -> Any:
     if isinstance(value, str | bytes):
         return decoder.decode(value)
@@ -134,9 +131,9 @@ class StoredLink:
         position, owner, stream_type, stream_id, version, type_, schema_version = row[:7]
         data, metadata, recorded_at, hash_ = row[7:11]
         content = Content(
-            owner=_uuid(owner),
+            owner=as_uuid(owner),
             stream_type=stream_type,
-            stream_id=_uuid(stream_id),
+            stream_id=as_uuid(stream_id),
             version=version,
             type=type_,
             schema_version=schema_version,

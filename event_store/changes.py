@@ -1,8 +1,10 @@
 """Change notices: who learns, right after a commit, that an owner's events were written.
 
-Whatever writes events (a push, the entity API, an import, a test) writes them through
+Whatever writes events (a push, the entity API, a test) writes them through
 ``EventStore.transaction(owner)``, so that is where the notice is sent, once per transaction
-that wrote at least one event, and only if it commits:
+that wrote at least one event, and only if it commits. The one exception, an import, writes
+every owner's events in one plain transaction and then ``announce``s one notice per owner.
+How a notice travels:
 
 * **PostgreSQL**: ``pg_notify`` right after the writing transaction commits, in a transaction
   of its own (``postgres._notify`` says why not inside it). PostgreSQL delivers it to every

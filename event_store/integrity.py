@@ -10,6 +10,7 @@ from uuid import UUID
 
 from . import chain
 from .chain import CHAIN_COLUMNS, Break, Head, StoredLink
+from .rows import as_uuid
 from .store import EventStore, Sql
 
 Progress = Callable[[int], None]
@@ -31,7 +32,7 @@ def heads(sql: Sql) -> Iterator[Head]:
     for owner, position, hash_ in sql.stream(
         "SELECT owner, position, hash FROM event_chains ORDER BY owner"
     ):
-        yield Head(owner if isinstance(owner, UUID) else UUID(owner), position, bytes(hash_))
+        yield Head(as_uuid(owner), position, bytes(hash_))
 
 
 def verify_chains(store: EventStore, progress: Progress | None = None) -> Iterator[Break]:
@@ -62,7 +63,7 @@ def seal(store: EventStore) -> int:
             row[0] for row in sql.fetchall("SELECT DISTINCT owner FROM events WHERE hash IS NULL")
         ]
     for owner in owners:
-        owner_id = owner if isinstance(owner, UUID) else UUID(owner)
+        owner_id = as_uuid(owner)
         with store.transaction(owner_id) as tx:
             stored = list(links(tx.sql, owner_id))
             hashes = chain.chain(chain.GENESIS, [link.content for link in stored])

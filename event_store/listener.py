@@ -29,15 +29,17 @@ async def listen(
     url: str,
     deliver: changes.Deliver,
     *,
+    options: dict[str, int],
     probe_every: float = 30.0,
     backoff: tuple[float, float] = (0.2, 10.0),
 ) -> None:
-    """Deliver every change notice of the database at ``url`` until cancelled."""
+    """Deliver every change notice of the database at ``url`` until cancelled. ``options``:
+    libpq's, as for the store's own connections (a connect timeout, TCP keepalives)."""
     first_delay, max_delay = backoff
     delay = first_delay
     while True:
         try:
-            connection = await _connect(url)
+            connection = await _connect(url, options)
         except psycopg.Error as error:
             log.warning("cannot listen for changes", extra={"error": str(error), "retry": delay})
             await asyncio.sleep(delay)
@@ -62,16 +64,9 @@ async def listen(
             delay = min(delay * 2, max_delay)
 
 
-async def _connect(url: str) -> psycopg.AsyncConnection[Any]:
+async def _connect(url: str, options: dict[str, int]) -> psycopg.AsyncConnection[Any]:
     return await psycopg.AsyncConnection.connect(
-        url,
-        autocommit=True,
-        connect_timeout=3,
-        application_name=NAME,
-        keepalives=1,
-        keepalives_idle=10,
-        keepalives_interval=5,
-        keepalives_count=3,
+        url, autocommit=True, application_name=NAME, **options
     )
 
 

@@ -96,11 +96,14 @@ def migrate(store: EventStore, sets: list[MigrationSet]) -> list[Migration]:
 
 
 def _migrate_postgres(store: EventStore, sets: list[MigrationSet]) -> list[Migration]:
-    from .postgres import LOCK_MIGRATE
+    from .postgres import LOCK_MIGRATE, SCHEMA_KEY
 
     done = []
     with store.sql() as sql:
-        sql.execute("SELECT pg_advisory_xact_lock(?, 0)", [LOCK_MIGRATE])
+        # Waiting here is the point (another process is migrating), however long it takes: not
+        # the lock timeout of ordinary calls.
+        sql.execute("SET LOCAL lock_timeout = 0")
+        sql.execute(f"SELECT pg_advisory_xact_lock(?, {SCHEMA_KEY})", [LOCK_MIGRATE])
         sql.script(_CREATE)
         rows = sql.fetchall("SELECT component, version, checksum FROM schema_migrations")
         applied = {(c, v): s for c, v, s in rows}

@@ -6,7 +6,10 @@ transaction lock, and the global feed is bounded by ``pg_snapshot_xmin`` (see ``
 When the database goes away (restart, failover, network), every call raises
 ``StoreUnavailable`` (HTTP 503) within a bounded time and the pool heals by itself once it is
 back (``_PoolHealth`` below): connections that broke are dropped, idle ones are checked before
-use, and reconnection is retried every second or so rather than with a growing backoff.
+use, and reconnection is retried every second or so rather than with a growing backoff. The
+same goes for a call that waited on a lock longer than ``lock_timeout``, and every pooled
+connection carries the ``Timeouts`` (``_configure``), so that no call waits without end: not on
+a lock, not on a transaction left idle, not on a network that went silent.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from psycopg.types.json import set_json_loads
 from . import changes, listener
 from .errors import EventStoreError, StoreUnavailable
 from .events import Checkpoint, EventMetadata, NewEvent, StreamId
-from .store import EVENT_COLUMNS, EventStore, Row, Sql, Transaction
+from .store import DEFAULT_TIMEOUTS, EVENT_COLUMNS, EventStore, Row, Sql, Timeouts, Transaction
 from .upcasting import UpcasterRegistry
 
 log = logging.getLogger("event_store")
@@ -42,6 +45,10 @@ LOCK_OWNER = 0x5359_0001
 LOCK_MIGRATE = 0x5359_0002
 # Every owner transaction holds this one shared; ``hold_appends`` takes it exclusively.
 LOCK_APPENDS = 0x5359_0003
+SCHEMA_KEY = "hashtext(current_schema())"
+"""The second key of the locks that stand for a whole log (appends, migrations). Advisory locks
+belong to the database, not to a schema: deployments (or test runs) that share a database in
+schemas of their own must never wait for each other's import or rebuild."""
 
 
 def lock_key(value: UUID) -> int:
@@ -140,10 +147,6 @@ class PostgresTransaction(Transaction):
     def _current_versions(self, streams: Sequence[StreamId]) -> dict[StreamId, int]:
         return {StreamId(t, i): v for t, i, v, _ in self._versions_cursor(streams) if v is not None}
 
-    def _chain_head(self) -> bytes | None:
-        row = self.sql.fetchone("SELECT hash FROM event_chains WHERE owner = ?", [self.owner])
-        return None if row is None else bytes(row[0])
-
     def _recall(self, keys: Sequence[str]) -> dict[str, bytes]:
         return {k: bytes(v) for k, v in self._recall_cursor(keys)}
 
@@ -210,25 +213,10 @@ class PostgresTransaction(Transaction):
                 [owner, moment, [k for k, _ in pairs], [o for _, o in pairs]],
             )
 
-    def _read_stream_rows(
-        self, stream: StreamId, to_version: int | None, as_of: datetime | None
-    ) -> list[Row]:
-        query = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE owner = ? AND stream_type = ? "
-            "AND stream_id = ?"
-        )
-        params: list[Any] = [self.owner, stream.type, stream.id]
-        if to_version is not None:
-            query += " AND version <= ?"
-            params.append(to_version)
-        if as_of is not None:
-            query += " AND recorded_at <= ?"
-            params.append(as_of)
-        return self.sql.fetchall(query + " ORDER BY version", params)
 
-
-def _notify(connection: psycopg.Connection[Any], notice: changes.Committed) -> None:
-    """Send ``notice`` right after the commit that wrote its events, in a transaction of its own.
+def _notify(connection: psycopg.Connection[Any], notices: Sequence[changes.Committed]) -> None:
+    """Send ``notices`` right after the commit that wrote their events, in a transaction of
+    their own.
 
     Not inside the writing transaction: PostgreSQL serializes the commits of all transactions
     that notify (one lock held through each commit's flush), which would put every writer of
@@ -242,17 +230,43 @@ def _notify(connection: psycopg.Connection[Any], notice: changes.Committed) -> N
         with connection.transaction():
             connection.execute("SET LOCAL synchronous_commit = off")
             connection.execute(
-                f"SELECT pg_notify({changes.CHANNEL_SQL}, %s)", [changes.encode(notice)]
+                f"SELECT pg_notify({changes.CHANNEL_SQL}, p) FROM unnest(%s::text[]) AS p",
+                [[changes.encode(notice) for notice in notices]],
             )
     except psycopg.Error as error:
         log.warning("change notice not sent", extra={"error": str(error)})
 
 
-def _configure(connection: psycopg.Connection[Any]) -> None:
+def _configure(timeouts: Timeouts, connection: psycopg.Connection[Any]) -> None:
     set_json_loads(_json_decode, connection)
     connection.execute("SET TIME ZONE 'UTC'")
+    # For the session, so for every transaction of the connection: a wait on a lock beyond
+    # this fails the call (503) instead of holding its request, and the locks it holds; a
+    # transaction left idle (a stuck caller) is ended by the server, its locks released.
+    connection.execute(
+        "SELECT set_config('lock_timeout', %s, false), "
+        "set_config('idle_in_transaction_session_timeout', %s, false)",
+        [_milliseconds(timeouts.lock), _milliseconds(timeouts.idle_in_transaction)],
+    )
     connection.commit()
     _mark_idle(connection)
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"  # never 0, which PostgreSQL takes as "none"
+
+
+def connect_options(timeouts: Timeouts) -> dict[str, int]:
+    """libpq options of every connection this store opens, pooled or listening: a bounded
+    connection attempt, and TCP keepalives, which find a peer gone without a word (a cut
+    network, a failed-over host) while a call waits on it."""
+    return {
+        "connect_timeout": 3,
+        "keepalives": 1,
+        "keepalives_idle": timeouts.keepalives_idle,
+        "keepalives_interval": timeouts.keepalives_interval,
+        "keepalives_count": timeouts.keepalives_count,
+    }
 
 
 # A connection idle for longer than this is checked (one round trip) before a request gets it:
@@ -336,25 +350,27 @@ class PostgresStore(EventStore):
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 5.0,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
     ) -> None:
         """``timeout``: the longest a call waits for a free connection before it raises
         ``StoreUnavailable`` (a bounded wait, so that an overloaded or absent database gives
         503s, not requests that hang)."""
         super().__init__(registry)
         self.url = url
+        self.timeouts = timeouts
         self.health = _PoolHealth(timeout)
         self.pool = psycopg_pool.ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
-            configure=_configure,
+            configure=functools.partial(_configure, timeouts),
             check=self.health.check_if_idle,
             reset=_mark_idle,
             reconnect_timeout=RECONNECT_TIMEOUT,
             open=False,
             name="sync-server",
-            kwargs={"connect_timeout": 3},
+            kwargs=connect_options(timeouts),
         )
         self.health.pool = self.pool
         self.pool.open(wait=False)
@@ -368,12 +384,17 @@ class PostgresStore(EventStore):
         except psycopg_pool.PoolTimeout as error:
             self.health.timed_out()
             raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
-        except psycopg.OperationalError as error:
-            # Also a deadlock or a serialization failure (SQLSTATE class 40): retryable, so a
-            # 503 too, but only a connection that broke says the database may be gone.
-            if connection is None or connection.closed:
+        except psycopg.Error as error:
+            # OperationalError: also a lock timeout, a deadlock or a serialization failure:
+            # retryable, so a 503 too. Any error on a connection that is now closed (the server
+            # ended an idle transaction's session, which psycopg raises as an InternalError)
+            # is one too, and only a connection that broke says the database may be gone.
+            broken = connection is None or connection.closed
+            if broken:
                 self.health.lost()
-            raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
+            if broken or isinstance(error, psycopg.OperationalError):
+                raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
+            raise
 
     @contextmanager
     def transaction(self, owner: UUID) -> Iterator[Transaction]:  # type: ignore[override]
@@ -381,14 +402,24 @@ class PostgresStore(EventStore):
             with connection.transaction():
                 sql = PostgresSql(connection)
                 sql.execute(
-                    "SELECT pg_advisory_xact_lock_shared(?, 0), pg_advisory_xact_lock(?, ?)",
+                    f"SELECT pg_advisory_xact_lock_shared(?, {SCHEMA_KEY}), "
+                    "pg_advisory_xact_lock(?, ?)",
                     [LOCK_APPENDS, LOCK_OWNER, lock_key(owner)],
                 )
                 tx = PostgresTransaction(sql, owner, self.registry)
                 yield tx
             notice = changes.committed(owner, tx.recorded)
             if notice is not None:
-                _notify(connection, notice)
+                _notify(connection, [notice])
+
+    def announce(self, notices: Sequence[changes.Committed]) -> None:
+        if not notices:
+            return
+        try:
+            with self._connection() as connection:
+                _notify(connection, notices)
+        except StoreUnavailable as error:
+            log.warning("change notices not sent", extra={"error": str(error)})
 
     @contextmanager
     def sql(self) -> Iterator[Sql]:  # type: ignore[override]
@@ -404,7 +435,7 @@ class PostgresStore(EventStore):
     def hold_appends(self, sql: Sql) -> None:
         # Owner transactions take LOCK_APPENDS shared before their owner lock: this waits for
         # those in flight, and queues new ones behind it until the caller's transaction ends.
-        sql.execute("SELECT pg_advisory_xact_lock(?, 0)", [LOCK_APPENDS])
+        sql.execute(f"SELECT pg_advisory_xact_lock(?, {SCHEMA_KEY})", [LOCK_APPENDS])
 
     def _read_all_rows(
         self, sql: Sql, after: Checkpoint, limit: int, *, settled_only: bool = True
@@ -422,7 +453,10 @@ class PostgresStore(EventStore):
 
     @asynccontextmanager
     async def watch(self, deliver: changes.Deliver) -> AsyncIterator[None]:
-        task = asyncio.create_task(listener.listen(self.url, deliver), name="change listener")
+        task = asyncio.create_task(
+            listener.listen(self.url, deliver, options=connect_options(self.timeouts)),
+            name="change listener",
+        )
         try:
             yield
         finally:

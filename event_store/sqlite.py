@@ -4,6 +4,11 @@ SQLite allows one writer at a time, so this backend keeps a single writer connec
 lock (threads queue on the lock instead of spinning on ``SQLITE_BUSY``) and a small pool of
 reader connections, which WAL lets read while the writer writes. One writer also means the
 owner lock of ``store.Transaction`` is implied: every write transaction holds the database.
+
+When SQLite cannot serve a call for now (another process holds the file longer than the lock
+timeout, the disk is full or failing), the call raises ``StoreUnavailable`` (HTTP 503), and
+whatever transaction it was in is rolled back, even when the failure was the ``COMMIT`` itself
+(SQLite then leaves the transaction open): the next call finds the connection as good as new.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import msgspec
 from . import chain, changes
 from .errors import StoreUnavailable
 from .events import Checkpoint, NewEvent, StreamId
-from .store import EVENT_COLUMNS, EventStore, Row, Sql, Transaction
+from .rows import chunks
+from .store import DEFAULT_TIMEOUTS, EVENT_COLUMNS, EventStore, Row, Sql, Timeouts, Transaction
 from .upcasting import UpcasterRegistry
 
 
@@ -41,6 +47,32 @@ sqlite3.register_adapter(UUID, str)
 sqlite3.register_adapter(datetime, _adapt_datetime)
 sqlite3.register_converter("UUID", lambda raw: UUID(raw.decode()))
 sqlite3.register_converter("TIMESTAMPTZ", _convert_timestamp)
+
+
+# Primary result codes that say "not now", not "not this": the file is held by another
+# connection, or the disk is full or failing. Anything else (a constraint, a bug) is raised as is.
+_UNAVAILABLE = frozenset(
+    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+     sqlite3.SQLITE_CANTOPEN}
+)  # fmt: skip
+
+
+@contextmanager
+def _transient_as_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as error:
+        code = getattr(error, "sqlite_errorcode", -1) & 0xFF  # the extended code's primary part
+        if code in _UNAVAILABLE:
+            raise StoreUnavailable(f"SQLite cannot serve this now: {error}") from error
+        raise
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    """End the transaction a failure left open. SQLite rolls back by itself after some errors
+    (a full disk) and not after others (a refused ``COMMIT``), so only if one is still open."""
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
 
 
 class SqliteSql(Sql):
@@ -72,7 +104,7 @@ class SqliteTransaction(Transaction):
     def _current_versions(self, streams: Sequence[StreamId]) -> dict[StreamId, int]:
         found: dict[StreamId, int] = {}
         # One statement per chunk; SQLite caps the number of parameters.
-        for chunk in _chunks(streams, 300):
+        for chunk in chunks(streams, 300):
             values = ",".join("(?, ?)" for _ in chunk)
             params: list[Any] = [self.owner]
             for s in chunk:
@@ -90,7 +122,7 @@ class SqliteTransaction(Transaction):
 
     def _recall(self, keys: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
-        for chunk in _chunks(keys, 500):
+        for chunk in chunks(keys, 500):
             marks = ",".join("?" for _ in chunk)
             rows = self.sql.fetchall(
                 f"SELECT key, outcome FROM idempotency_keys WHERE owner = ? AND key IN ({marks})",
@@ -98,10 +130,6 @@ class SqliteTransaction(Transaction):
             )
             found.update({k: bytes(v) for k, v in rows})
         return found
-
-    def _chain_head(self) -> bytes | None:
-        row = self.sql.fetchone("SELECT hash FROM event_chains WHERE owner = ?", [self.owner])
-        return None if row is None else bytes(row[0])
 
     def _insert(self, events: list[tuple[NewEvent, int, bytes]]) -> tuple[list[int], int]:
         # The single writer holds the database: max + 1 is free, and no rollback leaves a gap.
@@ -128,33 +156,12 @@ class SqliteTransaction(Transaction):
             rows,
         )
 
-    def _read_stream_rows(
-        self, stream: StreamId, to_version: int | None, as_of: datetime | None
-    ) -> list[Row]:
-        query = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE owner = ? AND stream_type = ? "
-            "AND stream_id = ?"
-        )
-        params: list[Any] = [self.owner, stream.type, stream.id]
-        if to_version is not None:
-            query += " AND version <= ?"
-            params.append(to_version)
-        if as_of is not None:
-            query += " AND recorded_at <= ?"
-            params.append(as_of)
-        return self.sql.fetchall(query + " ORDER BY version", params)
-
 
 def _encode(value: object) -> str:
     return _encoder.encode(value).decode()
 
 
 _encoder = msgspec.json.Encoder()
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class SqliteStore(EventStore):
@@ -167,10 +174,12 @@ class SqliteStore(EventStore):
         registry: UpcasterRegistry | None = None,
         synchronous: str = "FULL",
         readers: int = 8,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
     ) -> None:
         super().__init__(registry)
         self.path = path
         self._synchronous = synchronous
+        self._timeouts = timeouts
         if path == ":memory:":
             # Every connection to a private in-memory database is a new database; share one.
             self.path = f"file:sync-{id(self)}?mode=memory&cache=shared"
@@ -189,30 +198,31 @@ class SqliteStore(EventStore):
                 self.path,
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
                 check_same_thread=False,
-                timeout=30,
+                # How long a call waits for another process's hold on the file (the busy timeout).
+                timeout=self._timeouts.lock,
                 detect_types=sqlite3.PARSE_DECLTYPES,
                 uri=self.path.startswith("file:"),
             )
         except sqlite3.Error as error:
             raise StoreUnavailable(f"cannot open {self.path}: {error}") from error
-        connection.execute("PRAGMA journal_mode=WAL")
-        # FULL: a push acknowledged to a client survives a power cut, not just a process crash.
-        connection.execute(f"PRAGMA synchronous={self._synchronous}")
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute("PRAGMA busy_timeout=30000")
+        with _transient_as_unavailable():
+            connection.execute("PRAGMA journal_mode=WAL")
+            # FULL: a push acknowledged to a client survives a power cut, not only a crash.
+            connection.execute(f"PRAGMA synchronous={self._synchronous}")
+            connection.execute("PRAGMA foreign_keys=ON")
         return connection
 
     @contextmanager
     def _write(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[SqliteSql]:
-        with self._write_lock:
+        with self._write_lock, _transient_as_unavailable():
             connection = self._writer
             connection.execute(begin)
             try:
                 yield SqliteSql(connection)
+                connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                _roll_back(connection)
                 raise
-            connection.execute("COMMIT")
 
     @contextmanager
     def transaction(self, owner: UUID) -> Iterator[Transaction]:  # type: ignore[override]
@@ -221,7 +231,11 @@ class SqliteStore(EventStore):
             yield tx
         notice = changes.committed(owner, tx.recorded)
         if notice is not None:
-            for watcher in list(self._watchers):
+            self.announce([notice])
+
+    def announce(self, notices: Sequence[changes.Committed]) -> None:
+        for watcher in list(self._watchers):
+            for notice in notices:
                 watcher(notice)
 
     @asynccontextmanager
@@ -249,12 +263,13 @@ class SqliteStore(EventStore):
     def snapshot(self) -> Iterator[Sql]:  # type: ignore[override]
         connection = self._take_reader()
         try:
-            # In WAL mode a read transaction sees one snapshot from its first read to its end.
-            connection.execute("BEGIN")
-            try:
-                yield SqliteSql(connection)
-            finally:
-                connection.execute("ROLLBACK")
+            with _transient_as_unavailable():
+                # In WAL mode a read transaction sees one snapshot from its first read to its end.
+                connection.execute("BEGIN")
+                try:
+                    yield SqliteSql(connection)
+                finally:
+                    _roll_back(connection)
         finally:
             self._readers.put(connection)
 
@@ -265,8 +280,9 @@ class SqliteStore(EventStore):
             pass
         with self._reader_lock:
             if self._reader_count < self._reader_max:
+                connection = self._connect()  # counted once it exists: opening may fail
                 self._reader_count += 1
-                return self._connect()
+                return connection
         return self._readers.get()
 
     def hold_appends(self, sql: Sql) -> None:

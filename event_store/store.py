@@ -41,6 +41,7 @@ import functools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -48,7 +49,7 @@ from uuid import UUID
 import msgspec
 
 from . import chain
-from .changes import Deliver
+from .changes import Committed, Deliver
 from .errors import ConcurrencyError, InvalidAppend
 from .events import (
     START,
@@ -60,6 +61,7 @@ from .events import (
     RecordedEvent,
     StreamId,
 )
+from .rows import as_uuid
 from .upcasting import UpcasterRegistry
 
 Backend = Literal["sqlite", "postgres"]
@@ -171,9 +173,10 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def _recall(self, keys: Sequence[str]) -> dict[str, bytes]: ...
 
-    @abc.abstractmethod
     def _chain_head(self) -> bytes | None:
         """The hash that ends this owner's chain (``event_chains``), None for a new owner."""
+        row = self.sql.fetchone("SELECT hash FROM event_chains WHERE owner = ?", [self.owner])
+        return None if row is None else bytes(row[0])
 
     def _lookup(
         self, keys: Sequence[str], streams: Sequence[StreamId]
@@ -192,11 +195,6 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None: ...
-
-    @abc.abstractmethod
-    def _read_stream_rows(
-        self, stream: StreamId, to_version: int | None, as_of: datetime | None
-    ) -> list[Row]: ...
 
     # -- the interface -----------------------------------------------------------------------
 
@@ -344,7 +342,8 @@ class Transaction(abc.ABC):
         as_of: datetime | None = None,
     ) -> list[RecordedEvent]:
         """This owner's events of one stream, oldest first, inside this transaction."""
-        rows = self._read_stream_rows(stream, to_version, as_of)
+        conditions, params = _stream_conditions(self.owner, stream, to_version, as_of)
+        rows = self.sql.fetchall(*_events_query(conditions, params, "version", None))
         return [decode_row(row, self.registry) for row in rows]
 
 
@@ -371,6 +370,30 @@ EVENT_COLUMNS = (
 )
 
 
+def _events_query(
+    conditions: list[str], params: list[Any], order: str, limit: int | None
+) -> tuple[str, list[Any]]:
+    query = f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(conditions)} ORDER BY {order}"
+    if limit is None:
+        return query, params
+    return query + " LIMIT ?", [*params, limit]
+
+
+def _stream_conditions(
+    owner: UUID, stream: StreamId, to_version: int | None, as_of: datetime | None
+) -> tuple[list[str], list[Any]]:
+    """One stream of one owner, up to a version or a moment if given."""
+    conditions = ["owner = ?", "stream_type = ?", "stream_id = ?"]
+    params: list[Any] = [owner, stream.type, stream.id]
+    if to_version is not None:
+        conditions.append("version <= ?")
+        params.append(to_version)
+    if as_of is not None:
+        conditions.append("recorded_at <= ?")
+        params.append(as_of)
+    return conditions, params
+
+
 def decode_row(row: Row, registry: UpcasterRegistry) -> RecordedEvent:
     position, tx, owner, stream_type, stream_id, version, type_, schema_version = row[:8]
     data, metadata, recorded_at = row[8:11]
@@ -384,8 +407,8 @@ def decode_row(row: Row, registry: UpcasterRegistry) -> RecordedEvent:
     return RecordedEvent(
         position=position,
         tx=int(tx),
-        owner=owner if isinstance(owner, UUID) else UUID(owner),
-        stream=StreamId(stream_type, stream_id if isinstance(stream_id, UUID) else UUID(stream_id)),
+        owner=as_uuid(owner),
+        stream=StreamId(stream_type, as_uuid(stream_id)),
         version=version,
         type=type_,
         schema_version=schema_version,
@@ -429,6 +452,13 @@ class EventStore(abc.ABC):
         notices are being heard, and again whenever some may have been missed."""
 
     @abc.abstractmethod
+    def announce(self, notices: Sequence[Committed]) -> None:
+        """Send ``notices`` about events already committed by a transaction that could not
+        send its own (an import writes every owner's events in one plain transaction); ``watch``
+        delivers them as any other. Never raises: the events are in the log whatever happens
+        to the notices, and a client that misses one learns of them at its next pull."""
+
+    @abc.abstractmethod
     def hold_appends(self, sql: Sql) -> None:
         """Wait for every owner transaction in flight to end, and keep new ones from starting
         until ``sql``'s transaction ends: the log is then still, and every event in it final.
@@ -469,14 +499,7 @@ class EventStore(abc.ABC):
         as_of: datetime | None = None,
     ) -> list[RecordedEvent]:
         """One stream of one owner, oldest first, up to a version or a moment if given."""
-        conditions = ["owner = ?", "stream_type = ?", "stream_id = ?"]
-        params: list[Any] = [owner, stream.type, stream.id]
-        if to_version is not None:
-            conditions.append("version <= ?")
-            params.append(to_version)
-        if as_of is not None:
-            conditions.append("recorded_at <= ?")
-            params.append(as_of)
+        conditions, params = _stream_conditions(owner, stream, to_version, as_of)
         return self._select(conditions, params, "version", None)
 
     def read_owner(
@@ -519,7 +542,7 @@ class EventStore(abc.ABC):
                 f"AND stream_type = ? AND {extract} = ? GROUP BY stream_id ORDER BY first",
                 [owner, stream_type, value],
             )
-        return [row[0] if isinstance(row[0], UUID) else UUID(row[0]) for row in rows]
+        return [as_uuid(row[0]) for row in rows]
 
     def read_recorded_after(
         self, owner: UUID, moment: datetime, limit: int = 1000
@@ -557,14 +580,8 @@ class EventStore(abc.ABC):
     def _select(
         self, conditions: list[str], params: list[Any], order: str, limit: int | None
     ) -> list[RecordedEvent]:
-        query = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(conditions)} ORDER BY {order}"
-        )
-        if limit is not None:
-            query += " LIMIT ?"
-            params = [*params, limit]
         with self.snapshot() as sql:
-            rows = sql.fetchall(query, params)
+            rows = sql.fetchall(*_events_query(conditions, params, order, limit))
         return [decode_row(row, self.registry) for row in rows]
 
     def count_events(self) -> int:
@@ -581,6 +598,29 @@ class EventStore(abc.ABC):
         self.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long the database may keep a call waiting before the call raises ``StoreUnavailable``
+    (HTTP 503, retry later) instead of holding a request, and the locks it holds, without end."""
+
+    lock: float = 10.0
+    """Seconds a statement waits for a lock another transaction holds: PostgreSQL's
+    ``lock_timeout`` (an owner lock, a row, the appends lock during an import); on SQLite the
+    busy timeout (the file held by another process's write)."""
+    idle_in_transaction: float = 60.0
+    """PostgreSQL: seconds a transaction may sit idle before the server ends its session, so
+    that a caller stuck mid-transaction cannot hold its owner lock for ever."""
+    keepalives_idle: int = 10
+    """PostgreSQL: TCP keepalives. Seconds of silence before the first probe, then one every
+    ``keepalives_interval`` seconds; ``keepalives_count`` unanswered ones and the connection is
+    dead: a call waiting on a vanished server or a cut network fails instead of hanging."""
+    keepalives_interval: int = 5
+    keepalives_count: int = 3
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+
+
 def open_store(
     url: str | None,
     *,
@@ -589,6 +629,7 @@ def open_store(
     pool_min: int = 1,
     pool_max: int = 10,
     pool_timeout: float = 5.0,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
 ) -> EventStore:
     """Open the store a settings URL names: ``postgresql://…`` or ``sqlite:///path`` or nothing
     (a SQLite file in ``data_dir``)."""
@@ -596,16 +637,21 @@ def open_store(
         from .postgres import PostgresStore
 
         return PostgresStore(
-            url, registry=registry, min_size=pool_min, max_size=pool_max, timeout=pool_timeout
+            url,
+            registry=registry,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=pool_timeout,
+            timeouts=timeouts,
         )
     from .sqlite import SqliteStore
 
     if url and url.startswith("sqlite:"):
         path = url.removeprefix("sqlite:").removeprefix("//")
-        return SqliteStore(path or ":memory:", registry=registry)
+        return SqliteStore(path or ":memory:", registry=registry, timeouts=timeouts)
     if url:
         raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
     import os
 
     os.makedirs(data_dir, exist_ok=True)
-    return SqliteStore(os.path.join(data_dir, "sync.db"), registry=registry)
+    return SqliteStore(os.path.join(data_dir, "sync.db"), registry=registry, timeouts=timeouts)

@@ -19,7 +19,8 @@ PostgreSQL; each is refused by its line too, before any SQL sees it. A damaged f
 import at the first bad line, named with its number, and nothing of the file is kept: the whole
 import is one transaction, which rolls back. (One transaction rather than a staging table: both
 databases handle a transaction of millions of rows, and nothing else has to be cleaned up after
-a failure.)
+a failure.) Once it has committed, one change notice per owner imported tells the servers
+watching (``changes.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import msgspec
 
 from schemas.moments import in_utc
 
-from . import chain
+from . import chain, changes
 from .errors import EventStoreError, UnknownEventType
 from .events import MAX_POSITION, MAX_SCHEMA_VERSION, MAX_VERSION, EventMetadata
 from .store import EventStore, Sql, utc_now
@@ -217,6 +218,7 @@ class _Positions:
 class _Owner:
     owner: UUID
     previous: bytes = chain.GENESIS
+    first: int = 0
     last: int = 0
 
 
@@ -266,9 +268,11 @@ def import_log(
                 raise NotEmpty(
                     f"the store is not empty ({table} has rows): import needs an empty one"
                 )
-        counts = _Importer(store, sql, progress).run(source)
+        importer = _Importer(store, sql, progress)
+        counts = importer.run(source)
         if then is not None:
             then(sql, counts)
+    store.announce(importer.notices)  # after the commit, as for any write
     return counts
 
 
@@ -282,6 +286,8 @@ class _Importer:
         self.events: list[tuple[Any, ...]] = []
         self.heads: list[tuple[UUID, int, bytes]] = []
         self.keys: list[tuple[UUID, str, bytes, datetime]] = []
+        self.notices: list[changes.Committed] = []
+        """One per owner: its first and last positions."""
         self.event_count = 0
         self.key_count = 0
         self.highest = 0
@@ -343,6 +349,7 @@ class _Importer:
                 "event before it, was edited or removed",
             )
         current.previous, current.last = expected, line.position
+        current.first = current.first or line.position
         self.highest = max(self.highest, line.position)
         self.events.append(
             (
@@ -356,8 +363,10 @@ class _Importer:
             self._flush_events()
 
     def _close_owner(self) -> None:
-        if self.current is not None and self.current.last:
-            self.heads.append((self.current.owner, self.current.last, self.current.previous))
+        current = self.current
+        if current is not None and current.last:
+            self.heads.append((current.owner, current.last, current.previous))
+            self.notices.append(changes.Committed(current.owner, current.first, current.last))
 
     def _key(self, number: int, line: KeyLine) -> None:
         try:

@@ -29,7 +29,7 @@ from uuid import UUID
 
 import msgspec
 
-from event_store import RecordedEvent, Sql, UpcasterRegistry
+from event_store import RecordedEvent, Sql, UpcasterRegistry, as_uuid
 from event_store.store import EVENT_COLUMNS, decode_row
 
 from . import tables
@@ -155,7 +155,7 @@ def _unchanged(
         f"ORDER BY {column} {direction}, id {direction} LIMIT ?",
         [*params, limit],
     )
-    return [Item(_uuid(id_), _text(key), body) for id_, key, body in records]
+    return [Item(as_uuid(id_), _text(key), body) for id_, key, body in records]
 
 
 def _moved(
@@ -242,10 +242,6 @@ def _sort_key(order: Order, item: Item) -> tuple[Any, UUID]:
 
 def _text(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
-def _uuid(value: Any) -> UUID:
-    return value if isinstance(value, UUID) else UUID(value)
 
 
 def _check_column(table: str, column: str) -> None:

@@ -46,7 +46,7 @@ from uuid import UUID
 
 import msgspec
 
-from event_store import START, Checkpoint, EventStore, Page, RecordedEvent, Sql
+from event_store import START, Checkpoint, EventStore, Page, RecordedEvent, Sql, as_uuid
 
 from . import projection_state, tables
 from .apply import keys_needed
@@ -359,7 +359,7 @@ def compare(sql: Sql, table: str, aside: str) -> list[Difference]:
     sides: dict[tuple[UUID, UUID], dict[str, dict[str, Any]]] = {}
     for side, *values in records:
         row = dict(zip(columns, values, strict=True))
-        key = (_uuid(row["owner"]), _uuid(row["id"]))
+        key = (as_uuid(row["owner"]), as_uuid(row["id"]))
         sides.setdefault(key, {})[side] = row
     found: list[Difference] = []
     for (owner, id_), pair in sorted(
@@ -417,10 +417,6 @@ def _json_of(text: Any) -> dict[str, Any]:
     except (msgspec.DecodeError, TypeError):
         return {"(unreadable)": text}
     return decoded if isinstance(decoded, dict) else {"(not an object)": decoded}
-
-
-def _uuid(value: Any) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 # -- the two jobs -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
-from event_store import EventStore, RecordedEvent, StreamId
+from event_store import EventStore, RecordedEvent, StreamId, as_uuid
 
 from .apply import apply_event
 from .rows import ReadRow, RowKey, key_of
@@ -139,4 +139,4 @@ def owners(store: EventStore) -> list[UUID]:
     """Every owner with events, in a stable order."""
     with store.snapshot() as sql:
         rows = sql.fetchall("SELECT owner FROM event_chains ORDER BY owner")
-    return [row[0] if isinstance(row[0], UUID) else UUID(row[0]) for row in rows]
+    return [as_uuid(row[0]) for row in rows]

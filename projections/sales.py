@@ -21,7 +21,7 @@ from decimal import Decimal, localcontext
 from typing import Any, Final, NamedTuple
 from uuid import UUID
 
-from event_store import RecordedEvent, Sql
+from event_store import RecordedEvent, Sql, as_uuid
 from schemas.events import PRODUCT_SALE_RECORDED
 from schemas.values import Money
 
@@ -79,10 +79,6 @@ def totals_of(events: Iterable[RecordedEvent]) -> dict[Day, Totals]:
 # -- the table ---------------------------------------------------------------------------------
 
 
-def _uuid(value: Any) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
-
-
 class SalesDaily:
     """The catch-up projection the runner drives (``runner.CatchUp``)."""
 
@@ -133,7 +129,7 @@ def _load(sql: Sql, days: Mapping[Day, Totals]) -> dict[Day, Totals]:
             [value for day in chunk for value in day],
         )
         for owner, day, product_id, units, revenue, sales in rows:
-            found[Day(_uuid(owner), day, _uuid(product_id))] = Totals(
+            found[Day(as_uuid(owner), day, as_uuid(product_id))] = Totals(
                 int(units), Decimal(revenue), int(sales)
             )
     return found
@@ -163,6 +159,6 @@ def report(
         params.append(product_id)
     rows = sql.fetchall(query + " ORDER BY s.day, i.sku, s.product_id", params)
     return [
-        DayRow(day, _uuid(pid), sku, int(units), revenue, int(sales))
+        DayRow(day, as_uuid(pid), sku, int(units), revenue, int(sales))
         for day, pid, sku, units, revenue, sales in rows
     ]

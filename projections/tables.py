@@ -14,7 +14,7 @@ from uuid import UUID
 
 import msgspec
 
-from event_store import Sql
+from event_store import Sql, as_uuid, chunks
 
 from .rows import ENTITIES, TABLES, ReadRow, RowKey
 
@@ -52,7 +52,7 @@ def row_from(record: Sequence[Any]) -> ReadRow:
     for key in META:
         data.pop(key, None)
     return ReadRow(
-        id=id_ if isinstance(id_, UUID) else UUID(id_),
+        id=as_uuid(id_),
         version=version,
         sync_pos=sync_pos,
         created_at=created_at,
@@ -61,11 +61,6 @@ def row_from(record: Sequence[Any]) -> ReadRow:
         data=data,
         hidden=_decode_dict(hidden),
     )
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 OwnedKey = tuple[UUID, str, UUID]
@@ -111,7 +106,7 @@ def _select_by_ids(
             [owner, ",".join(map(str, ids))],
         )
         return
-    for chunk in _chunks(ids, 500):  # SQLite caps the number of parameters
+    for chunk in chunks(ids, 500):  # SQLite caps the number of parameters
         marks = ",".join("?" * len(chunk))
         yield sql.fetchall(
             f"SELECT {ROW_COLUMNS} FROM {table} WHERE owner = ? AND id IN ({marks})",
@@ -123,7 +118,7 @@ def load_live_by_sku(sql: Sql, owner: UUID, skus: Iterable[str]) -> dict[RowKey,
     """The owner's live products whose sku is among ``skus``."""
     wanted = list(dict.fromkeys(skus))
     found: dict[RowKey, ReadRow] = {}
-    for chunk in _chunks(wanted, 500):
+    for chunk in chunks(wanted, 500):
         marks = ",".join("?" * len(chunk))
         for record in sql.fetchall(
             f"SELECT {ROW_COLUMNS} FROM inventory WHERE owner = ? AND deleted_at IS NULL "
@@ -145,7 +140,7 @@ def load_all(sql: Sql, owner: UUID | None = None) -> dict[tuple[UUID, str, UUID]
             query += " WHERE owner = ?"
             params.append(owner)
         for record in sql.fetchall(query, params):
-            row_owner = record[0] if isinstance(record[0], UUID) else UUID(record[0])
+            row_owner = as_uuid(record[0])
             row = row_from(record[1:])
             found[(row_owner, table, row.id)] = row
     return found
@@ -174,14 +169,14 @@ def load_many(sql: Sql, keys: Iterable[OwnedKey], *, suffix: str = "") -> dict[O
         unique = list(dict.fromkeys(pairs))
         if sql.backend == "postgres":
             # One text parameter, as in _select_by_ids: the statement's text never changes.
-            chunks: Iterable[Sequence[tuple[UUID, UUID]]] = [unique]
+            batches: Iterable[Sequence[tuple[UUID, UUID]]] = [unique]
             wanted = (
                 "SELECT split_part(x, '/', 1)::uuid AS o, split_part(x, '/', 2)::uuid AS i "
                 "FROM unnest(string_to_array(?, ',')) AS x"
             )
         else:
-            chunks = _chunks(unique, 400)  # SQLite caps the number of parameters
-        for chunk in chunks:
+            batches = chunks(unique, 400)
+        for chunk in batches:
             if sql.backend == "postgres":
                 params: list[Any] = [",".join(f"{o}/{i}" for o, i in chunk)]
             else:
@@ -192,7 +187,7 @@ def load_many(sql: Sql, keys: Iterable[OwnedKey], *, suffix: str = "") -> dict[O
                 "JOIN wanted ON t.owner = wanted.o AND t.id = wanted.i"
             )
             for record in sql.fetchall(query, params):
-                owner = record[0] if isinstance(record[0], UUID) else UUID(record[0])
+                owner = as_uuid(record[0])
                 row = row_from(record[1:])
                 found[(owner, table, row.id)] = row
     return found
@@ -345,7 +340,7 @@ def changes_after(
     return [
         ChangeRecord(
             entity=entity,
-            id=id_ if isinstance(id_, UUID) else UUID(id_),
+            id=as_uuid(id_),
             version=version,
             sync_pos=sync_pos,
             rank=rank,

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Scope
 
-from event_store import StoreUnavailable
+from event_store import ConcurrencyError, StoreUnavailable
 
 from . import metrics, pull_cursors
 from .api_spec import Operation
@@ -28,7 +28,14 @@ from .catching_up import CatchingUp
 from .live import Live
 from .middleware import RequestContext
 from .openapi import build as build_openapi
-from .problems import Problem, handle_problem, problem_response, request_id_of, unavailable
+from .problems import (
+    Problem,
+    concurrent_write,
+    handle_problem,
+    problem_response,
+    request_id_of,
+    unavailable,
+)
 from .routes import audit, docs, entities, health, live, reports, stats, sync
 from .routes import auth as auth_routes
 from .routes import metrics as metrics_routes
@@ -48,6 +55,11 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 async def _unavailable(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable", extra={"error": str(exc)})
     return problem_response(unavailable(), request_id_of(request))
+
+
+async def _concurrent_write(request: Request, exc: Exception) -> Response:
+    log.warning("concurrent write", extra={"error": str(exc)})
+    return problem_response(concurrent_write(), request_id_of(request))
 
 
 def _route_table(routes: list[BaseRoute], prefix: str = "") -> dict[Any, str]:
@@ -167,6 +179,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             Problem: handle_problem,
             HTTPException: _http_exception,
             StoreUnavailable: _unavailable,
+            ConcurrencyError: _concurrent_write,
         },
         lifespan=lifespan,
     )

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import msgspec
 
-from event_store import EventStore, Sql, StreamId, transfer
+from event_store import EventStore, Sql, StreamId, as_uuid, transfer
 from event_store.integrity import verify_chains
 from projections import rebuild as rebuilding
 from projections import replay as replayer
@@ -168,7 +168,7 @@ def _owners_of(store: EventStore, stream: StreamId) -> list[UUID]:
             "SELECT DISTINCT owner FROM events WHERE stream_type = ? AND stream_id = ?",
             [stream.type, stream.id],
         )
-    return sorted(row[0] if isinstance(row[0], UUID) else UUID(row[0]) for row in rows)
+    return sorted(as_uuid(row[0]) for row in rows)
 
 
 def _print_row(out: TextIO, owner: UUID, entity: str, row: ReadRow) -> None:

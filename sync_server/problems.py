@@ -70,14 +70,22 @@ RETRY_AFTER_UNAVAILABLE = 2
 takes a few; clients add jitter)."""
 
 
+def retry_later(code: str, detail: str) -> Problem:
+    """A 503 that nothing was written for: the same request, sent again after ``Retry-After``
+    seconds (with the same op ids), may well succeed."""
+    return Problem(503, code, detail, headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)})
+
+
 def unavailable() -> Problem:
-    """The answer while the database cannot be reached: retry later, with the same op ids."""
-    return Problem(
-        503,
-        "unavailable",
-        "the database is unavailable; retry shortly",
-        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
-    )
+    """The answer while the database cannot be reached, or is busy beyond the lock timeout."""
+    return retry_later("unavailable", "the database is unavailable; retry shortly")
+
+
+def concurrent_write() -> Problem:
+    """The answer when another transaction changed a stream between this request's read and its
+    write (a race the owner lock did not cover): it was rolled back whole, and a retry reads
+    the new state."""
+    return retry_later("concurrent_write", "the data changed while this request was written; retry")
 
 
 _encoder = msgspec.json.Encoder()

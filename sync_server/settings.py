@@ -68,6 +68,29 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="seconds a request waits for a connection before a 503"
     )
     threads: int = Field(default=40, ge=1, description="blocking-work threads per process")
+    # How long the database may keep a request waiting before it answers 503 (Retry-After),
+    # rather than hold the request, and whatever locks it has, without end.
+    lock_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds a statement waits for a lock another transaction holds before a "
+        "503 (PostgreSQL lock_timeout; SQLite: the file held by another process)",
+    )
+    idle_in_transaction_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="PostgreSQL: seconds a transaction may sit idle before the server ends its "
+        "session, releasing its locks",
+    )
+    tcp_keepalives_idle: int = Field(
+        default=10, ge=1, description="PostgreSQL: seconds of silence before a keepalive probe"
+    )
+    tcp_keepalives_interval: int = Field(
+        default=5, ge=1, description="PostgreSQL: seconds between unanswered keepalive probes"
+    )
+    tcp_keepalives_count: int = Field(
+        default=3, ge=1, description="PostgreSQL: unanswered probes before a connection is dead"
+    )
 
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "info"

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import Enum
 from uuid import UUID
 
-from event_store import Sql
+from event_store import Sql, as_uuid
 
 from .models import Session, User
 
@@ -40,11 +40,7 @@ _USER_COLUMNS = "u.id, u.email, u.name, u.created_at"
 
 def _user(row: tuple[object, ...]) -> User:
     id_, email, name, created_at = row[:4]
-    return User(_uuid(id_), str(email), name if name is None else str(name), _at(created_at))
-
-
-def _uuid(value: object) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
+    return User(as_uuid(id_), str(email), name if name is None else str(name), _at(created_at))
 
 
 def _at(value: object) -> datetime:
@@ -118,14 +114,14 @@ def live_sessions(sql: Sql, user_id: UUID, now: datetime) -> list[Session]:
         [user_id, now],
     )
     return [
-        Session(_uuid(i), d if d is None else str(d), _at(c), _at(lu), _at(e))
+        Session(as_uuid(i), d if d is None else str(d), _at(c), _at(lu), _at(e))
         for i, d, c, lu, e in rows
     ]
 
 
 def session_owner(sql: Sql, session_id: UUID) -> UUID | None:
     row = sql.fetchone("SELECT user_id FROM sessions WHERE id = ?", [session_id])
-    return None if row is None else _uuid(row[0])
+    return None if row is None else as_uuid(row[0])
 
 
 def revoke_session(sql: Sql, session_id: UUID, reason: str, now: datetime) -> bool:
@@ -159,7 +155,7 @@ def refresh_token_session(sql: Sql, token_hash: bytes) -> tuple[UUID, UUID] | No
         "JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?",
         [token_hash],
     )
-    return None if row is None else (_uuid(row[0]), _uuid(row[1]))
+    return None if row is None else (as_uuid(row[0]), as_uuid(row[1]))
 
 
 def rotate_refresh_token(
@@ -184,18 +180,18 @@ def rotate_refresh_token(
         )
         if row is None or row[1] is None:  # unknown, or expired without ever being used
             return RotationResult(Rotation.UNKNOWN)
-        session_id, user_id = _uuid(row[0]), _uuid(row[2])
+        session_id, user_id = as_uuid(row[0]), as_uuid(row[2])
         revoke_session(sql, session_id, "refresh_token_reuse", now)
         return RotationResult(Rotation.REUSED, user_id, session_id)
 
-    session_id = _uuid(spent[0])
+    session_id = as_uuid(spent[0])
     row = sql.fetchone(
         "SELECT user_id FROM sessions WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
         [session_id, now],
     )
     if row is None:
         return RotationResult(Rotation.ENDED, session_id=session_id)
-    user_id = _uuid(row[0])
+    user_id = as_uuid(row[0])
     sql.execute(
         "UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?",
         [now, expires_at, session_id],

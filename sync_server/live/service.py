@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack
 
 from starlette.requests import Request
 
-from ..services import Services
+from ..services import Services, services_of
 from ..settings import Settings
 from .hub import SHUTDOWN, Hub
 from .signals import on_stop_signal
@@ -38,5 +38,5 @@ class Live:
 
 
 def live_of(request: Request) -> Live:
-    live: Live = request.app.state.services.extras["live"]
+    live: Live = services_of(request).extras["live"]
     return live

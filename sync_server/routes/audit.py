@@ -29,16 +29,11 @@ from ..problems import Problem
 from ..query_params import bad_parameter, bounded_int, refuse_unknown
 from ..request_body import json_response
 from ..resources import COLLECTIONS, Collection
-from ..services import Services
+from ..services import services_of
 from . import entities
 
 _EVENTS_LIMIT = 1000
 _HISTORY_LIMIT = 5000
-
-
-def _store(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 def _uuid(raw: str) -> UUID | None:
@@ -46,16 +41,6 @@ def _uuid(raw: str) -> UUID | None:
         return UUID(raw)
     except ValueError:
         return None
-
-
-def _target(request: Request, collection: Collection) -> UUID:
-    """The id in the path; an id that cannot exist is simply not found."""
-    id_ = _uuid(request.path_params["id"])
-    if id_ is None:
-        raise Problem(
-            404, "not_found", f"{collection.entity} {request.path_params['id']} not found"
-        )
-    return id_
 
 
 # -- /v1/events ---------------------------------------------------------------------------------
@@ -74,7 +59,7 @@ async def events_endpoint(request: Request) -> Response:
         raise bad_parameter("id", "must be a UUID")
     owner = principal_of(request).user.id
     page = await run_in_threadpool(
-        audit.events, _store(request).store, owner, after, limit, entity, id_
+        audit.events, services_of(request).store, owner, after, limit, entity, id_
     )
     return json_response(page)
 
@@ -85,12 +70,12 @@ async def events_endpoint(request: Request) -> Response:
 def history_endpoint(collection: Collection) -> entities.Endpoint:
     async def history(request: Request) -> Response:
         refuse_unknown(request, ("after", "limit"))
-        id_ = _target(request, collection)
+        id_ = entities.path_id(request, collection)
         after = bounded_int(request, "after", 0, 0, MAX_VERSION)
         limit = bounded_int(request, "limit", 500, 1, _HISTORY_LIMIT)
         owner = principal_of(request).user.id
         page = await run_in_threadpool(
-            audit.history, _store(request).store, owner, collection.entity, id_, after, limit
+            audit.history, services_of(request).store, owner, collection.entity, id_, after, limit
         )
         if page is None:
             raise Problem(404, "not_found", f"{collection.entity} {id_} not found")
@@ -129,10 +114,10 @@ async def entity_as_of(request: Request) -> Response:
 
 
 async def _as_of(request: Request, collection: Collection) -> Response:
-    id_ = _target(request, collection)
+    id_ = entities.path_id(request, collection)
     as_of, version = _moment(request)
     owner = principal_of(request).user.id
-    store = _store(request).store
+    store = services_of(request).store
     row = await run_in_threadpool(
         lambda: audit.state(store, owner, collection.entity, id_, as_of=as_of, version=version)
     )

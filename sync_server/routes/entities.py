@@ -42,7 +42,7 @@ from ..query_params import bad_parameter, bounded_int, digits_in_range, refuse_u
 from ..request_body import read_json
 from ..resource_shapes import create_type, page_type, patch_type
 from ..resources import COLLECTIONS, DEFAULT_LIMIT, MAX_LIMIT, Collection
-from ..services import Services
+from ..services import Services, services_of
 
 TIME_TRAVEL_PARAMS: Final = ("as_of", "version")
 
@@ -64,11 +64,6 @@ time_travel: TimeTravel = _no_time_travel
 """What ``GET …/{id}?as_of=…`` or ``?version=…`` answers: the audit routes set it."""
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 def _origin(request: Request) -> Origin:
     principal = principal_of(request)
     return Origin(
@@ -80,7 +75,8 @@ def _origin(request: Request) -> Origin:
     )
 
 
-def _path_id(request: Request, collection: Collection) -> UUID:
+def path_id(request: Request, collection: Collection) -> UUID:
+    """The id in the path; an id that cannot exist is simply not found."""
     try:
         return UUID(request.path_params["id"])
     except ValueError:
@@ -132,7 +128,7 @@ def _not_modified(request: Request, version: int) -> bool:
 
 def list_endpoint(collection: Collection) -> Endpoint:
     async def list_items(request: Request) -> Response:
-        services = _services(request)
+        services = services_of(request)
         refuse_unknown(request, ["limit", "cursor", "sort", *(f.name for f in collection.filters)])
         limit = bounded_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         sort = request.query_params.get("sort", collection.default_sort)
@@ -212,9 +208,9 @@ def get_endpoint(collection: Collection) -> Endpoint:
         if any(name in request.query_params for name in TIME_TRAVEL_PARAMS):
             return await time_travel(request, collection)
         refuse_unknown(request, TIME_TRAVEL_PARAMS)
-        id_ = _path_id(request, collection)
+        id_ = path_id(request, collection)
         owner = principal_of(request).user.id
-        store = _services(request).store
+        store = services_of(request).store
         row = await run_in_threadpool(read_row, store, owner, collection.table, id_)
         if row is None or row.deleted:
             raise _not_found(collection, id_)
@@ -227,7 +223,7 @@ def get_endpoint(collection: Collection) -> Endpoint:
 
 async def _write(request: Request, collection: Collection, write: Write) -> ReadRow:
     """Run ``write``; the row read back when applied, or the problem that says why not."""
-    store = _services(request).store
+    store = services_of(request).store
     origin = _origin(request)
     result = await run_in_threadpool(execute, store, origin, write)
     row = await run_in_threadpool(read_row, store, origin.owner, collection.table, write.id)
@@ -249,12 +245,12 @@ async def _op_id(
         return uuid4()
     digest = request_digest(request.method, request.url.path, base, sent)
     owner = principal_of(request).user.id
-    await run_in_threadpool(claim, _services(request).store, owner, key, digest)
+    await run_in_threadpool(claim, services_of(request).store, owner, key, digest)
     return key.op_id
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    limit = _services(request).settings.max_body_bytes
+    limit = services_of(request).settings.max_body_bytes
     return await read_json(request, dict[str, Any], limit)
 
 
@@ -291,7 +287,7 @@ def update_endpoint(collection: Collection) -> Endpoint:
     async def update_item(request: Request) -> Response:
         refuse_unknown(request, ())
         key = key_of(request)
-        id_ = _path_id(request, collection)
+        id_ = path_id(request, collection)
         base = _if_match(request)
         data = await _body(request)
         op_id = await _op_id(request, key, data, base)
@@ -305,11 +301,11 @@ def delete_endpoint(collection: Collection) -> Endpoint:
     async def delete_item(request: Request) -> Response:
         refuse_unknown(request, ())
         key = key_of(request)
-        id_ = _path_id(request, collection)
+        id_ = path_id(request, collection)
         base = _if_match(request)
         op_id = await _op_id(request, key, None, base)
         write = Write(collection.entity, collection.table, id_, DELETE, {}, base, op_id)
-        store = _services(request).store
+        store = services_of(request).store
         origin = _origin(request)
         result = await run_in_threadpool(execute, store, origin, write)
         if result.status != "applied":
@@ -324,7 +320,7 @@ def action_endpoint(collection: Collection, action: str) -> Endpoint:
     async def act(request: Request) -> Response:
         refuse_unknown(request, ())
         key = key_of(request)
-        id_ = _path_id(request, collection)
+        id_ = path_id(request, collection)
         data = await _body(request)
         op_id = await _op_id(request, key, data, None)
         write = Write(collection.entity, collection.table, id_, action, data, op_id=op_id)

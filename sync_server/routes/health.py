@@ -13,7 +13,7 @@ from event_store import EventStoreError, pending
 from ..api_spec import Body, Operation, Reply
 from ..problems import RETRY_AFTER_UNAVAILABLE
 from ..request_body import json_response
-from ..services import MIGRATIONS, Services
+from ..services import MIGRATIONS, services_of
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -37,7 +37,7 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services = services_of(request)
 
     def check() -> list[str]:
         waiting = pending(services.store, MIGRATIONS)

@@ -20,12 +20,12 @@ from ..live import HubClosed, live_of
 from ..live.stream import EventStream, events
 from ..problems import Problem
 from ..pull import head_cursor
-from ..services import Services
+from ..services import services_of
 from .sync import since_cursor
 
 
 async def stream_endpoint(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services = services_of(request)
     live = live_of(request)
     owner = principal_of(request).user.id
     raw = request.query_params.get("since")

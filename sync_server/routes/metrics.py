@@ -9,11 +9,11 @@ from starlette.routing import Route
 
 from .. import metrics
 from ..api_spec import Operation, Reply
-from ..services import Services
+from ..services import services_of
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services = services_of(request)
     metrics.record_pool(services.store)
     body = await run_in_threadpool(metrics.render)
     return Response(body, media_type=metrics.CONTENT_TYPE)

@@ -19,7 +19,7 @@ from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
 from ..query_params import bad_parameter, iso_date, refuse_unknown
 from ..request_body import json_response
-from ..services import Services
+from ..services import services_of
 
 MAX_DAYS = 366
 
@@ -50,7 +50,7 @@ async def sales_report(request: Request) -> Response:
     except ValueError:
         raise bad_parameter("product_id", "must be a UUID") from None
     owner = principal_of(request).user.id
-    services: Services = request.app.state.services
+    services = services_of(request)
 
     def read() -> list[sales.DayRow]:
         with services.store.snapshot() as sql:

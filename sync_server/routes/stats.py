@@ -14,11 +14,11 @@ from ..auth import principal_of
 from ..query_params import refuse_unknown
 from ..request_body import json_response
 from ..resources import FROM, TO, Filter
-from ..services import Services
+from ..services import services_of
 
 
 async def stats(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services = services_of(request)
     refuse_unknown(request, (FROM.name, TO.name))
     start, end = (_date(request, bound) for bound in (FROM, TO))
     owner = principal_of(request).user.id

@@ -31,18 +31,13 @@ from ..pull import ENTITIES, Since, WirePage, pull
 from ..push import Origin, push
 from ..query_params import bad_parameter, bounded_int
 from ..request_body import json_response, read_json
-from ..services import Services
+from ..services import Services, services_of
 
 log = logging.getLogger("sync_server.sync")
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 async def push_endpoint(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     settings = services.settings
     body = await read_json(request, PushRequest, settings.max_body_bytes)
     if len(body.ops) > settings.max_ops_per_batch:
@@ -117,7 +112,7 @@ def _entities(request: Request) -> tuple[str, ...]:
 
 
 async def pull_endpoint(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     since = _since(request, services)
     limit = _limit(request, services)
     entities = _entities(request)

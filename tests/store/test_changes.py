@@ -4,13 +4,14 @@ after its commit, on both backends; none for a rollback or a transaction that wr
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from pathlib import Path
 
 import pytest
 from conftest import drop_database, fresh_database
 
-from event_store import EventStore, NewEvent, StreamId, migrate
+from event_store import EventStore, NewEvent, StreamId, migrate, transfer
 from event_store.changes import Committed, decode, encode
 from sync_server.services import MIGRATIONS
 
@@ -111,3 +112,40 @@ def test_notices_travel_as_small_text_and_foreign_payloads_are_ignored() -> None
     assert len(encode(notice)) < 64
     for foreign in ["", "hello", "a:b:c", f"{uuid.uuid4().hex}:1", "x" * 100]:
         assert decode(foreign) is None
+
+
+def test_an_import_sends_one_notice_per_owner_once_it_has_committed(
+    store: EventStore, backend: str, tmp_path: Path
+) -> None:
+    first, second, later = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    source_db = fresh_database(backend, tmp_path / "source")
+    source = source_db.open()
+    try:
+        migrate(source, MIGRATIONS)
+        a = source.append(first, [created(), created()])
+        b = source.append(second, [created()])
+        c = source.append(first, [created()])
+        exported = io.BytesIO()
+        transfer.export(source, exported)
+    finally:
+        source.close()
+        drop_database(source_db)
+    heard = Heard()
+
+    async def main() -> None:
+        async with store.watch(heard):
+            await heard.until(1, set())
+            await asyncio.to_thread(transfer.import_log, store, io.BytesIO(exported.getvalue()))
+            # A later write's notice comes after every notice of the import.
+            await asyncio.to_thread(store.append, later, [created()])
+            await heard.until(4, {first, second, later})
+
+    asyncio.run(main())
+    assert sorted(heard.of({first, second}), key=str) == sorted(
+        [
+            None,
+            Committed(first, a.first_position, c.last_position),
+            Committed(second, b.first_position, b.last_position),
+        ],
+        key=str,
+    )
