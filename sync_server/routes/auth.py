@@ -31,12 +31,7 @@ def _auth(request: Request) -> Auth:
 
 async def _read(request: Request, type_: type[T]) -> T:
     limit = min(MAX_AUTH_BODY, _auth(request).settings.max_body_bytes)
-    try:
-        return await read_json(request, type_, limit)
-    except UnicodeDecodeError:
-        # msgspec raises this (not DecodeError) for bytes that are not UTF-8; read_json lets it
-        # through, and a bad body must never be a 500.
-        raise Problem(400, "malformed_json", "the body is not valid UTF-8 JSON") from None
+    return await read_json(request, type_, limit)
 
 
 def _address(request: Request) -> str | None:
