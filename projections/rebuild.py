@@ -35,6 +35,7 @@ or verify runs at a time (a lease on ``read_tables`` in ``projection_state``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import queue
 import re
 import threading
@@ -255,15 +256,39 @@ def fill(
     """Project the feed after ``after`` into the copies, a page per transaction, until a page
     comes back short; return where it stopped."""
     checkpoint = after
-    for page in _read_ahead(store, after):
-        if page.events:
-            with store.sql() as sql:
-                lease.renew(sql)
-                replay.apply(sql, page.events)
-            checkpoint = page.checkpoint
-            if progress is not None:
-                progress(replay.events, total)
+    with _spare_collector() as page_done:
+        for page in _read_ahead(store, after):
+            if page.events:
+                with store.sql() as sql:
+                    lease.renew(sql)
+                    replay.apply(sql, page.events)
+                checkpoint = page.checkpoint
+                page_done()
+                if progress is not None:
+                    progress(replay.events, total)
     return checkpoint
+
+
+@contextlib.contextmanager
+def _spare_collector() -> Iterator[Callable[[], None]]:
+    """Keep the cyclic garbage collector off the rows a fill holds; yields what to call after
+    each page.
+
+    A fill keeps hundreds of thousands of rows (and their dicts, lists and UUIDs) for the whole
+    run and promotes more to the oldest generation on every page, so CPython's full collections
+    come every few pages and walk all of them again: a quarter to a third of a rebuild's CPU
+    time, for rows that reference counting frees anyway (they hold no cycles). After each page,
+    ``gc.freeze`` moves whatever is alive out of the collector's sight; young garbage is still
+    collected as usual, and ``gc.unfreeze`` at the end hands the survivors back. Skipped when
+    something else in the process already froze objects: unfreezing would release theirs too.
+    """
+    if gc.get_freeze_count():
+        yield lambda: None
+        return
+    try:
+        yield gc.freeze
+    finally:
+        gc.unfreeze()
 
 
 def _read_ahead(store: EventStore, after: Checkpoint) -> Iterator[Page]:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import uuid
 from collections.abc import Iterator
@@ -157,6 +158,25 @@ def test_one_rebuild_at_a_time(store: EventStore) -> None:
     ):
         rebuild.verify(store)
     assert rebuild.verify(store) == []  # released
+
+
+def test_a_rebuild_hands_back_to_the_collector_what_it_kept_from_it(store: EventStore) -> None:
+    # The fill freezes (gc.freeze) the rows it holds after each page: none may stay frozen.
+    a_history(store)
+    assert gc.get_freeze_count() == 0
+    rebuild.rebuild(store)
+    assert rebuild.verify(store) == []
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_rebuild_leaves_objects_frozen_by_someone_else_frozen(store: EventStore) -> None:
+    a_history(store)
+    gc.freeze()
+    try:
+        assert rebuild.verify(store) == []
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_pushes_between_the_fill_and_the_swap_are_caught_up(store: EventStore) -> None:
