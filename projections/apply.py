@@ -19,7 +19,7 @@ from event_store.events import RecordedEvent
 from schemas import events as types
 
 from . import costs, inventory, shows, workouts
-from .rows import TABLES, ReadRow, RowKey, key_of
+from .rows import TABLES, ReadRow, RowKey, key_of, uuid_of
 
 Project = Callable[[ReadRow, RecordedEvent], ReadRow]
 
@@ -103,7 +103,7 @@ def keys_needed(event: RecordedEvent, rows: Mapping[RowKey, ReadRow]) -> set[Row
             needed.add((_SHOWS, old.show_id))
         new_show = event.data.get("show_id")
         if new_show is not None:
-            needed.add((_SHOWS, UUID(new_show)))
+            needed.add((_SHOWS, uuid_of(new_show)))
     return needed
 
 
@@ -148,7 +148,10 @@ def load_missing(event: RecordedEvent, rows: MutableMapping[RowKey, ReadRow], lo
     # every op of a push walk every row loaded for the batch (quadratic in the batch size).
     while missing := {k for k in keys_needed(event, rows) if k not in rows and k not in asked}:
         asked |= missing
-        for key, row in load(missing).items():
+        found = load(missing)
+        if not found:  # ``rows`` did not change, so neither would what the event needs
+            return
+        for key, row in found.items():
             rows.setdefault(key, row)
 
 

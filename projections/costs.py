@@ -43,4 +43,4 @@ def link_of(row: ReadRow | None) -> Link | None:
     if row is None or row.deleted:
         return None
     entry = {"amount": row.data["amount"], "currency": row.data["currency"]}
-    return Link(UUID(row.data["show_id"]), entry)
+    return Link(rows.uuid_of(row.data["show_id"]), entry)

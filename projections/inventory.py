@@ -18,6 +18,7 @@ fast clock), which will count once t catches up. Older ones are dropped for good
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
@@ -79,8 +80,14 @@ def _derive(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fields plus derived ones as of ``now``; ``hidden`` with the sales out of reach dropped."""
     start = now - WINDOW
-    kept = [sale for sale in hidden.get(SALES, []) if _instant(sale[0]) > start]
-    sold = sum(quantity for sold_at, quantity in kept if _instant(sold_at) <= now)
+    kept: list[Sale] = []
+    sold = 0
+    for sale in hidden.get(SALES, []):
+        sold_at = _instant(sale[0])
+        if sold_at > start:
+            kept.append(sale)
+            if sold_at <= now:
+                sold += sale[1]
     return {**fields, **derived(fields["quantity"], fields["reorder_point"], sold)}, {
         **hidden,
         SALES: kept,
@@ -98,5 +105,7 @@ def derived(quantity: int, reorder_point: int, sold_30d: int) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=4096)
 def _instant(text: str) -> datetime:
+    # Remembered: every event of a product reads every sale of its window again.
     return datetime.fromisoformat(text)

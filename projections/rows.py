@@ -9,6 +9,7 @@ them) around while it decides the rest of a batch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
@@ -129,6 +130,21 @@ DECIMAL = Context(
 _CENT = Decimal("0.01")
 
 
+def cents(value: Decimal) -> Decimal:
+    """``value`` rounded half up to cents, never a negative zero: the number ``money`` writes,
+    for sums that must add up to what a reader sees."""
+    return DECIMAL.plus(value.quantize(_CENT, None, DECIMAL))  # positional: half the time
+
+
 def money(value: Decimal) -> str:
     """A derived amount: rounded half up to cents, as a plain string ("-150.00")."""
-    return format(DECIMAL.plus(value.quantize(_CENT, context=DECIMAL)), "f")
+    # str is format(..., "f") here, for less: with two places, the exponent is -2 and str never
+    # turns to exponent notation (it does only for a positive exponent or below 1E-6).
+    return str(cents(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def uuid_of(text: str) -> UUID:
+    """``UUID(text)``, remembered: a row names another by id as text (a cost its show), and
+    projecting one event reads the same reference several times."""
+    return UUID(text)

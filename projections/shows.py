@@ -95,20 +95,15 @@ def derived(fields: Mapping[str, Any], costs: Mapping[str, CostEntry]) -> dict[s
                 foreign[cost["currency"]] = foreign.get(cost["currency"], Decimal(0)) + amount
         fee = Decimal(fields["fee"])
         pct = Decimal(fields["mgmt_pct"]) + Decimal(fields["booking_pct"])
-        commission = rows.money(fee * pct / 100)
-        withholding = rows.money(fee * Decimal(fields["wht_pct"]) / 100)
-        costs_total = rows.money(own)
-        net = (
-            Decimal(rows.money(fee))
-            - Decimal(commission)
-            - Decimal(withholding)
-            - Decimal(costs_total)
-        )
+        commission = rows.cents(fee * pct / 100)
+        withholding = rows.cents(fee * Decimal(fields["wht_pct"]) / 100)
+        costs_total = rows.cents(own)
+        net = rows.cents(fee) - commission - withholding - costs_total
         return {
-            "costs_total": costs_total,
+            "costs_total": str(costs_total),
             "cost_count": len(costs),
             "foreign_costs": {code: rows.money(sum_) for code, sum_ in sorted(foreign.items())},
-            "commission_total": commission,
-            "wht_total": withholding,
+            "commission_total": str(commission),
+            "wht_total": str(withholding),
             "net": rows.money(net),
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -18,7 +19,7 @@ from projections.apply import (
     keys_needed,
     load_missing,
 )
-from projections.rows import ReadRow, RowKey
+from projections.rows import ReadRow, RowKey, money
 from schemas.validate import validate_fields
 
 
@@ -107,6 +108,22 @@ def test_derived_money_rounds_half_up_and_net_adds_up_to_the_cent() -> None:
         "0.01",
         "0.01",
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("0.005", "0.01"),
+        ("-0.005", "-0.01"),
+        ("-0.004", "0.00"),  # never a negative zero
+        ("12", "12.00"),
+        ("1E+12", "1000000000000.00"),  # plain notation, however large or small
+        ("1E-9", "0.00"),
+        ("999999999999.995", "1000000000000.00"),
+    ],
+)
+def test_money_is_plain_text_rounded_half_up_to_cents(value: str, text: str) -> None:
+    assert money(Decimal(value)) == text
 
 
 def test_changing_the_show_currency_changes_which_costs_count() -> None:
