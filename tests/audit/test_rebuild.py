@@ -179,6 +179,37 @@ def test_a_rebuild_leaves_objects_frozen_by_someone_else_frozen(store: EventStor
         gc.unfreeze()
 
 
+def test_a_rebuild_that_loses_its_lease_stops_and_changes_nothing_live(store: EventStore) -> None:
+    history = a_history(store)
+    for _ in range(3):
+        history.push([op("show", uuid.uuid4(), "create", show_data())])
+    with store.sql() as sql:  # a drifted row the rebuild would put back
+        sql.execute("UPDATE shows SET status = 'edited' WHERE owner = ?", [history.owner])
+    before = everything(store)
+
+    seen: list[tuple[int, int]] = []
+
+    def take_over(done: int, total: int) -> None:
+        seen.append((done, total))
+        with store.sql() as sql:
+            sql.execute(
+                "UPDATE projection_state SET lease_holder = 'someone else' WHERE name = ?",
+                [READ_TABLES],
+            )
+
+    page, rebuild.PAGE = rebuild.PAGE, 2
+    try:
+        with pytest.raises(projection_state.LeaseLost):
+            rebuild.rebuild(store, progress=take_over)
+    finally:
+        rebuild.PAGE = page
+    done, total = seen[-1]
+    assert done < total - 2 * 2  # it stopped writing within two pages, not at the end
+    assert everything(store) == before
+    with store.snapshot() as sql:
+        assert rebuild.drop_leftovers(sql) == []  # the copies were dropped
+
+
 def test_pushes_between_the_fill_and_the_swap_are_caught_up(store: EventStore) -> None:
     history = a_history(store)
     during: list[uuid.UUID] = []
