@@ -272,7 +272,7 @@ def fill(
     back short; return where it stopped. Each page is written in a transaction of its own that
     renews the lease."""
     checkpoint = after
-    with _spare_collector() as page_done, _Writer(store, lease, replay.suffix) as writer:
+    with _collector_paused(), _Writer(store, lease, replay.suffix) as writer:
         for page in _read_ahead(store, after):
             if page.events:
                 with store.snapshot() as sql:  # the cache may lack rows the copies hold
@@ -282,7 +282,6 @@ def fill(
                     writer.wait()
                     replay.drop_cache()
                 checkpoint = page.checkpoint
-                page_done()
                 if progress is not None:
                     progress(replay.events, total)
     return checkpoint
@@ -348,25 +347,23 @@ class _Writer:
 
 
 @contextlib.contextmanager
-def _spare_collector() -> Iterator[Callable[[], None]]:
-    """Keep the cyclic garbage collector off the rows a fill holds; yields what to call after
-    each page.
+def _collector_paused() -> Iterator[None]:
+    """No automatic cyclic garbage collection while a fill runs (unless it is off already).
 
-    A fill keeps hundreds of thousands of rows (and their dicts, lists and UUIDs) for the whole
-    run and promotes more to the oldest generation on every page, so CPython's full collections
-    come every few pages and walk all of them again: a quarter to a third of a rebuild's CPU
-    time, for rows that reference counting frees anyway (they hold no cycles). After each page,
-    ``gc.freeze`` moves whatever is alive out of the collector's sight; young garbage is still
-    collected as usual, and ``gc.unfreeze`` at the end hands the survivors back. Skipped when
-    something else in the process already froze objects: unfreezing would release theirs too.
+    A fill keeps hundreds of thousands of rows (and their dicts, lists and UUIDs) and makes
+    more on every page, so CPython's collections ran every few hundred allocations and its full
+    ones walked every row again and again: a quarter to a third of a rebuild's CPU time, for
+    objects that reference counting frees (a fill makes next to no reference cycles: a few
+    dozen objects over 100,000 events). What cyclic garbage it makes waits for the end.
     """
-    if gc.get_freeze_count():
-        yield lambda: None
+    if not gc.isenabled():
+        yield
         return
+    gc.disable()
     try:
-        yield gc.freeze
+        yield
     finally:
-        gc.unfreeze()
+        gc.enable()
 
 
 def _read_ahead(store: EventStore, after: Checkpoint) -> Iterator[Page]:
