@@ -363,6 +363,11 @@ def _collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        if not gc.get_freeze_count():
+            # What the fill made and still holds goes straight to the oldest generation, as if
+            # it had been collected: else the first young collection would walk it all at once.
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 

@@ -166,7 +166,7 @@ def test_a_rebuild_turns_the_garbage_collector_back_on(store: EventStore) -> Non
     assert gc.isenabled()
     rebuild.rebuild(store)
     assert rebuild.verify(store) == []
-    assert gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
 def test_a_rebuild_leaves_a_collector_turned_off_by_someone_else_off(store: EventStore) -> None:
@@ -177,6 +177,16 @@ def test_a_rebuild_leaves_a_collector_turned_off_by_someone_else_off(store: Even
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_rebuild_leaves_objects_frozen_by_someone_else_frozen(store: EventStore) -> None:
+    a_history(store)
+    gc.freeze()
+    try:
+        assert rebuild.verify(store) == []
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_a_rebuild_that_loses_its_lease_stops_and_changes_nothing_live(store: EventStore) -> None:
