@@ -82,28 +82,37 @@ def _with_derived(fields: Mapping[str, Any], costs: Mapping[str, CostEntry]) -> 
     return {**fields, **derived(fields, costs)}
 
 
+_ZERO = Decimal(0)
+
+
 def derived(fields: Mapping[str, Any], costs: Mapping[str, CostEntry]) -> dict[str, Any]:
+    # Runs for every show event and every event of a cost on a show: kept lean (no
+    # comprehension when there is nothing foreign, no decimal string parsed twice).
+    cents = rows.cents
     with localcontext(rows.DECIMAL):
         currency = fields["currency"]
-        own = Decimal(0)
+        own = _ZERO
         foreign: dict[str, Decimal] = {}
         for cost in costs.values():
             amount = Decimal(cost["amount"])
-            if cost["currency"] == currency:
+            code = cost["currency"]
+            if code == currency:
                 own += amount
             else:
-                foreign[cost["currency"]] = foreign.get(cost["currency"], Decimal(0)) + amount
+                foreign[code] = foreign.get(code, _ZERO) + amount
         fee = Decimal(fields["fee"])
         pct = Decimal(fields["mgmt_pct"]) + Decimal(fields["booking_pct"])
-        commission = rows.cents(fee * pct / 100)
-        withholding = rows.cents(fee * Decimal(fields["wht_pct"]) / 100)
-        costs_total = rows.cents(own)
-        net = rows.cents(fee) - commission - withholding - costs_total
-        return {
-            "costs_total": str(costs_total),
-            "cost_count": len(costs),
-            "foreign_costs": {code: rows.money(sum_) for code, sum_ in sorted(foreign.items())},
-            "commission_total": str(commission),
-            "wht_total": str(withholding),
-            "net": rows.money(net),
-        }
+        commission = cents(fee * pct / 100)
+        withholding = cents(fee * Decimal(fields["wht_pct"]) / 100)
+        costs_total = cents(own)
+        net = cents(cents(fee) - commission - withholding - costs_total)
+    return {
+        "costs_total": str(costs_total),
+        "cost_count": len(costs),
+        "foreign_costs": (
+            {code: rows.money(sum_) for code, sum_ in sorted(foreign.items())} if foreign else {}
+        ),
+        "commission_total": str(commission),
+        "wht_total": str(withholding),
+        "net": str(net),
+    }
