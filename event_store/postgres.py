@@ -64,6 +64,11 @@ def _pg(sql: str) -> str:
 
 _json_decode = msgspec.json.decode
 
+# The feed hands data and metadata over as text, for ``decode_row`` to decode each in one typed
+# msgspec call: psycopg's json loading goes through a Python function per value, a twentieth of
+# a rebuild's CPU time (a rebuild reads every event).
+_FEED_COLUMNS = EVENT_COLUMNS.replace("data, metadata", "data::text, metadata::text")
+
 
 class _PendingRow(msgspec.Struct, array_like=False):
     o: int
@@ -446,7 +451,7 @@ class PostgresStore(EventStore):
             else ""
         )
         return sql.fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE (tx, position) > (?, ?) {settled}"
+            f"SELECT {_FEED_COLUMNS} FROM events WHERE (tx, position) > (?, ?) {settled}"
             "ORDER BY tx, position LIMIT ?",
             [after.tx, after.position, limit],
         )

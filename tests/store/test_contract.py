@@ -56,12 +56,14 @@ def test_metadata_and_schema_version_are_kept(store: EventStore) -> None:
         actor="u1", client_id="c1", device="phone", op_id="op1", request_id="r1",
         client_ts="2026-11-20T18:03:11Z", source="sync",
     )  # fmt: skip
-    store.append(owner, [NewEvent(s, "show.created", {"a": 1}, 1, metadata)])
+    written = store.append(owner, [NewEvent(s, "show.created", {"a": 1}, 1, metadata)])
     [recorded] = store.read_stream(owner, s)
     assert recorded.metadata == metadata
     assert recorded.schema_version == 1
     assert recorded.owner == owner and recorded.stream == s
     assert recorded.recorded_at.tzinfo is not None
+    feed_settled(store, written.first_position)
+    assert store.read_all().events == [recorded]  # the feed decodes them alike
 
 
 def test_stale_expected_version_names_stream_and_versions_and_writes_nothing(
