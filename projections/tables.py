@@ -245,14 +245,21 @@ _PG_TYPES = {
 }  # fmt: skip
 
 
+# One record type per table, its fields the table's columns: it encodes to the same JSON object
+# as a dict of column -> value, and costs a quarter as much to build.
+_RECORDS: dict[str, type[msgspec.Struct]] = {
+    table: msgspec.defstruct(f"{table}_record", [(column, Any) for column in columns_of(table)])
+    for table in INDEX_COLUMNS
+}
+
+
 def _save_postgres(sql: Sql, table: str, name: str, rows: list[tuple[UUID, ReadRow]]) -> None:
     # One JSON document for all rows: cheaper than a statement per row or array parameters.
     # json_to_recordset parses each row once into typed columns; picking columns out of a
     # json array with ->> re-parses the row for every column, bodies and all.
     columns = columns_of(table)
-    document = _encoder.encode(
-        [dict(zip(columns, _values(table, owner, row), strict=True)) for owner, row in rows]
-    )
+    record = _RECORDS[table]
+    document = _encoder.encode([record(*_values(table, owner, row)) for owner, row in rows])
     typed = ", ".join(f"{c} {_PG_TYPES[c]}" for c in columns)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
     listed = ", ".join(columns)
