@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal, localcontext
 from typing import Any
 
 from event_store.events import RecordedEvent
@@ -95,8 +94,8 @@ def _derive(
 
 
 def derived(quantity: int, reorder_point: int, sold_30d: int) -> dict[str, Any]:
-    with localcontext(rows.DECIMAL):
-        average = rows.money(Decimal(sold_30d) / WINDOW_DAYS)
+    # One operation, so done by the context itself rather than under a localcontext.
+    average = rows.money(rows.DECIMAL.divide(sold_30d, WINDOW_DAYS))
     return {
         "low_stock": quantity <= reorder_point,
         "sold_30d": sold_30d,

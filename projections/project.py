@@ -78,7 +78,8 @@ def project(
         if event.owner != owner:
             raise ValueError(f"event at position {event.position} is not of owner {owner}")
         load_missing(event, held, load)
-        changed.update(dict.fromkeys(apply_event(held, event)))
+        for key in apply_event(held, event):
+            changed[key] = None
     saved = {key: held[key] for key in changed}
     if saved:
         target.save(owner, saved)
