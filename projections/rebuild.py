@@ -53,7 +53,7 @@ from event_store import START, Checkpoint, EventStore, Page, RecordedEvent, Sql,
 from . import projection_state, tables
 from .apply import keys_needed
 from .project import DEFINITION, READ_TABLES, project
-from .rows import ENTITIES, TABLES, ReadRow, RowKey
+from .rows import ENTITIES, TABLES, ReadRow, RowKey, key_of
 
 PAGE: Final = 5000
 """Events per fill transaction."""
@@ -226,13 +226,22 @@ class Replay:
 
     def _prefetch(self, sql: Sql, events: Sequence[RecordedEvent]) -> None:
         # One round: what the loaded rows point to in turn (the show a cost was on) is nearly
-        # always held already, and ``load`` fetches the rest.
+        # always held already, and ``load`` fetches the rest. A stream's first event finds no
+        # row (rows are made only by their own stream's events), and neither does any later
+        # event of the page about that stream: most of a log's streams begin near where they
+        # are changed, so most pages need no query at all.
         wanted: set[OwnedKey] = set()
+        new: set[OwnedKey] = set()
         for event in events:
-            held = self.rows.get(event.owner, {})
+            owner = event.owner
+            own = key_of(event.stream)
+            if event.version == 1 and own is not None:
+                new.add((owner, *own))
+            held = self.rows.get(owner, {})
             for table, id_ in keys_needed(event, held):
                 if (table, id_) not in held and table in self.tables:
-                    wanted.add((event.owner, table, id_))
+                    wanted.add((owner, table, id_))
+        self.absent |= new
         wanted -= self.absent
         if not wanted:
             return

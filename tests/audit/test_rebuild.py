@@ -78,6 +78,27 @@ def test_small_pages_and_a_small_cache_give_the_same_tables(
     assert everything(store) == before
 
 
+def test_once_the_cache_is_dropped_pages_of_new_entities_read_nothing_back(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stream's first event finds no row: knowing that, the replay asks the copies nothing.
+    history = History(store)
+    shows = [op("show", uuid.uuid4(), "create", show_data()) for _ in range(12)]
+    assert history.push(shows) == ["applied"] * 12
+    reads: list[str] = []
+    for name in ("load_many", "load_rows"):
+        real = getattr(tables, name)
+
+        def counting(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            reads.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(tables, name, counting)
+    monkeypatch.setattr(rebuild, "PAGE", 4)
+    assert rebuild.verify(store, cache_rows=1) == []  # dropped after every page
+    assert reads == []
+
+
 def a_history(store: EventStore) -> History:
     history = History(store)
     assert history.push(list(PRELUDE)) == ["applied"] * len(PRELUDE)
