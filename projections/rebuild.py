@@ -5,8 +5,9 @@ How a rebuild stays invisible to pulls and loses no push
 1. **Aside.** Each read table gets an empty copy with the same columns and key
    (``shows__aside_<id>``…), made for this run only.
 2. **Fill.** The global feed is read from the start a page at a time, and each page is projected
-   into the copies by ``project.project``, the very code a push runs inline, in a short
-   transaction of its own: pushes go on meanwhile (on SQLite they wait at most one page).
+   for the copies by ``project.project``, the very code a push runs inline; the rows it changed
+   are written in a short transaction of its own: pushes go on meanwhile (on SQLite they wait
+   at most one page's write).
    Rows carry the positions of the events that made them, so they get the same ``sync_pos`` as
    the live rows.
 3. **Catch up, then swap, under a short lock.** One transaction takes ``hold_appends`` (it waits
