@@ -124,6 +124,18 @@ def store(database: Database) -> Iterator[EventStore]:
     opened.close()
 
 
+def feed_settled(store: EventStore, position: int) -> None:
+    """Wait until the global feed can show ``position``: on PostgreSQL it reads below the
+    oldest transaction still running anywhere on the server (another test's, another
+    process's), which may be a moment behind our own commit."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(e.position >= position for e in store.iter_all(batch=1000)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the global feed never reached position {position}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 
 import pytest
+from conftest import feed_settled
 
 from event_store import (
     START,
@@ -220,18 +220,6 @@ def test_read_owner_after_a_position_and_recorded_after_a_moment(store: EventSto
     moment = store.read_owner(owner)[2].recorded_at
     assert [e.data["n"] for e in store.read_recorded_after(owner, moment)] == [3, 4]
     assert store.read_recorded_after(owner, utc_now() + timedelta(minutes=1)) == []
-
-
-def feed_settled(store: EventStore, position: int) -> None:
-    """Wait until the global feed can show ``position``: on PostgreSQL it reads below the
-    oldest transaction still running anywhere on the server (another test's, another
-    process's), which may be a moment behind our own commit."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if any(e.position >= position for e in store.iter_all(batch=1000)):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the global feed never reached position {position}")
 
 
 def test_the_global_feed_pages_through_every_owner_in_order(store: EventStore) -> None:
