@@ -225,7 +225,7 @@ def main() -> int:
         Path(args.json).write_text(
             json.dumps({**outcome.figures, "marks_s": vars(marks), "timeline": rows}, indent=2)
         )
-    return 0 if verdict.startswith("OUTAGE PASSED") else 1
+    return 0 if verdict.endswith("OUTAGE PASSED") else 1
 
 
 @dataclass

@@ -111,3 +111,23 @@ def test_an_unreachable_database_is_unavailable_not_a_wait_without_end() -> None
                 select_one(store)
     finally:
         store.close()
+
+
+def test_once_the_database_is_found_down_requests_stop_waiting_for_connections() -> None:
+    # A request that waits for a connection holds one of the server's threads: while the
+    # database is known to be down, each should only take a connection the pool already has,
+    # and once a call goes through again, requests may wait as before.
+    health = backend._PoolHealth(timeout=5.0)
+    assert health.wait() == 5.0
+    health.lost()
+    assert health.wait() == backend.SUSPECT_TIMEOUT
+    health.timed_out()
+    assert health.wait() == backend.DOWN_TIMEOUT
+    health.worked()
+    assert health.wait() == backend.SUSPECT_TIMEOUT
+
+
+def test_a_timeout_while_the_database_looks_well_is_load_not_an_outage() -> None:
+    health = backend._PoolHealth(timeout=5.0)
+    health.timed_out()  # every connection busy: wait as long as before
+    assert health.wait() == 5.0
