@@ -444,9 +444,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
 
 
 def checkpoint() -> None:
-    """Flush what the yardstick wrote before measuring push. Otherwise the checkpoint that its
-    hundreds of thousands of rows start is spread over the next minutes, and its writes compete
-    with the pushes' commits: batches of 500 measured at a third of their rate in that window."""
+    """Flush what the yardstick wrote before measuring push, so that the checkpoint its hundreds
+    of thousands of rows start is not written out during the push measurement."""
     try:
         with psycopg.connect(PG_URL, autocommit=True) as connection:
             connection.execute("CHECKPOINT")
