@@ -20,7 +20,7 @@ import functools
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from time import monotonic
@@ -105,6 +105,18 @@ class PostgresSql(Sql):
         cursor = self.connection.cursor(binary=binary)
         return cursor.execute(_pg(sql), params).fetchall()  # type: ignore[arg-type]
 
+    def send(
+        self, sql: str, params: Sequence[Any] = (), *, binary: bool = False
+    ) -> Callable[[], list[Row]]:
+        cursor = self.connection.cursor(binary=binary)
+        cursor.execute(_pg(sql), params)  # type: ignore[arg-type]
+        return cursor.fetchall
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        with self.connection.pipeline():
+            yield
+
     def copy(self, table: str, columns: str, rows: Iterable[Sequence[Any]]) -> None:
         """COPY rows in: the fastest way in, and done in C by psycopg."""
         with self.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
@@ -177,7 +189,9 @@ class PostgresTransaction(Transaction):
             head = None if h is None else bytes(h)
         return found, current, head
 
-    def _insert(self, events: list[tuple[NewEvent, int, bytes]]) -> tuple[list[int], int]:
+    def _insert(
+        self, events: list[tuple[NewEvent, int, bytes]]
+    ) -> Callable[[], tuple[list[int], int]]:
         # One JSON parameter for the whole batch: PostgreSQL parses it in C, where dumping
         # hundreds of values one by one would cost more than the insert. Positions come from
         # the column default, taken row by row in the ORDER BY order, after every check. The
@@ -189,7 +203,7 @@ class PostgresTransaction(Transaction):
                 for o, (e, v, h) in enumerate(events)
             ]
         )  # fmt: skip
-        rows = self.sql.fetchall(
+        written = self.sql.send(
             "WITH written AS (INSERT INTO events (owner, stream_type, stream_id, version, type, "
             "schema_version, data, metadata, recorded_at, hash) "
             "SELECT ?, r.t, r.i, r.v, r.y, r.s, r.d, r.m, ?, decode(r.h, 'hex') "
@@ -202,14 +216,20 @@ class PostgresTransaction(Transaction):
             "SELECT position, tx, stream_type, stream_id, version FROM written",
             [self.owner, self.now, document.decode(), self.owner, events[-1][2]],
         )
-        by_row = {(t, i, v): p for p, _, t, i, v in rows}
-        positions = [by_row[(e.stream.type, e.stream.id, v)] for e, v, _ in events]
-        # Positions must follow the rows' order (the hash chain and push's provisional
-        # positions rely on it); they do because nextval runs above the ORDER BY in the plan.
-        # Should a planner ever change that, fail the transaction rather than record disorder.
-        if any(b <= a for a, b in itertools.pairwise(positions)):
-            raise EventStoreError("positions were taken out of row order; nothing was written")
-        return positions, rows[0][1]
+
+        def positions() -> tuple[list[int], int]:
+            rows = written()
+            by_row = {(t, i, v): p for p, _, t, i, v in rows}
+            taken = [by_row[(e.stream.type, e.stream.id, v)] for e, v, _ in events]
+            # Positions must follow the rows' order (the hash chain and push's provisional
+            # positions rely on it); they do because nextval runs above the ORDER BY in the
+            # plan. Should a planner ever change that, fail the transaction rather than record
+            # disorder.
+            if any(b <= a for a, b in itertools.pairwise(taken)):
+                raise EventStoreError("positions were taken out of row order; nothing was written")
+            return taken, rows[0][1]
+
+        return positions
 
     def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None:
         # One statement, not executemany: a push remembers one key per op, often hundreds. Its
@@ -426,10 +446,13 @@ class PostgresStore(EventStore):
             raise
 
     @contextmanager
-    def transaction(self, owner: UUID) -> Iterator[Transaction]:  # type: ignore[override]
+    def transaction(  # type: ignore[override]
+        self, owner: UUID, *, pipelined: bool = False
+    ) -> Iterator[Transaction]:
         with self._connection() as connection:
-            with connection.transaction():
-                sql = PostgresSql(connection)
+            sql = PostgresSql(connection)
+            pipeline = sql.pipelined() if pipelined else contextlib.nullcontext()
+            with pipeline, connection.transaction():
                 sql.execute(
                     f"SELECT pg_advisory_xact_lock_shared(?, {SCHEMA_KEY}), "
                     "pg_advisory_xact_lock(?, ?)",
@@ -437,6 +460,7 @@ class PostgresStore(EventStore):
                 )
                 tx = PostgresTransaction(sql, owner, self.registry)
                 yield tx
+                tx.settle()
             notice = changes.committed(owner, tx.recorded)
             if notice is not None:
                 _notify(connection, [notice])

@@ -131,7 +131,9 @@ class SqliteTransaction(Transaction):
             found.update({k: bytes(v) for k, v in rows})
         return found
 
-    def _insert(self, events: list[tuple[NewEvent, int, bytes]]) -> tuple[list[int], int]:
+    def _insert(
+        self, events: list[tuple[NewEvent, int, bytes]]
+    ) -> Callable[[], tuple[list[int], int]]:
         # The single writer holds the database: max + 1 is free, and no rollback leaves a gap.
         row = self.sql.fetchone("SELECT coalesce(max(position), 0) FROM events")
         start = (row[0] if row else 0) + 1
@@ -148,7 +150,7 @@ class SqliteTransaction(Transaction):
             ],
         )  # fmt: skip
         self.sql.execute(chain.UPSERT_HEAD, [self.owner, positions[-1], events[-1][2]])
-        return positions, start
+        return lambda: (positions, start)
 
     def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None:
         self.sql.executemany(
@@ -225,10 +227,13 @@ class SqliteStore(EventStore):
                 raise
 
     @contextmanager
-    def transaction(self, owner: UUID) -> Iterator[Transaction]:  # type: ignore[override]
+    def transaction(  # type: ignore[override]
+        self, owner: UUID, *, pipelined: bool = False
+    ) -> Iterator[Transaction]:
         with self._write() as sql:
             tx = SqliteTransaction(sql, owner, self.registry)
             yield tx
+            tx.settle()
         notice = changes.committed(owner, tx.recorded)
         if notice is not None:
             self.announce([notice])

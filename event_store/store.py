@@ -37,9 +37,10 @@ lock, which ``hold_appends`` takes exclusively for the few moments a rebuild nee
 from __future__ import annotations
 
 import abc
+import contextlib
 import functools
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -94,6 +95,20 @@ class Sql(abc.ABC):
     def script(self, sql: str) -> None:
         """Run several statements with no parameters (migrations)."""
 
+    def send(self, sql: str, params: Sequence[Any] = ()) -> Callable[[], list[Row]]:
+        """Start a query and return how to get its rows. Inside ``pipelined`` the database runs
+        it while the caller goes on, and only asking for the rows waits; elsewhere it has run
+        when this returns."""
+        rows = self.fetchall(sql, params)
+        return lambda: rows
+
+    def pipelined(self) -> AbstractContextManager[None]:
+        """A block in which statements are sent without waiting for their answers (PostgreSQL's
+        pipeline mode): the database works on them while Python works on what comes next.
+        Reads still wait for their rows; ``execute`` no longer knows how many rows it changed,
+        and an error of a write surfaces at the next read or at commit. A no-op on SQLite."""
+        return contextlib.nullcontext()
+
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = self.fetchall(sql, params)
         return rows[0] if rows else None
@@ -135,6 +150,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class _Sent:
+    """One ``send``: what it writes, and its results once the positions are known."""
+
+    def __init__(self, requests: Sequence[AppendRequest]) -> None:
+        self.results: list[AppendResult | None] = [None] * len(requests)
+        self.repeats: dict[int, int] = {}  # a repeated key's index -> its first use's index
+        self.to_write: list[tuple[int, AppendRequest, list[int]]] = []
+        self.pending: list[tuple[NewEvent, int]] = []
+        self.positions: Callable[[], tuple[list[int], int]] = lambda: ([], 0)
+
+    def final_results(self) -> list[AppendResult]:
+        return [r for r in self.results if r is not None]
+
+
 class Transaction(abc.ABC):
     """One owner's write transaction: the owner is locked from the start until commit."""
 
@@ -143,7 +172,15 @@ class Transaction(abc.ABC):
         self.owner = owner
         self.registry = registry
         # Everything this transaction appended, as the log now holds it (for inline projection).
-        self.recorded: list[RecordedEvent] = []
+        self._recorded: list[RecordedEvent] = []
+        # Appends sent to the database whose positions it has not given back yet (``send``).
+        self._sent: list[_Sent] = []
+        self._sent_keys: set[str] = set()
+        # Each stream's version and the end of the owner's chain, once looked up: this
+        # transaction holds the owner lock, so only its own appends move them.
+        self._versions: dict[StreamId, int] = {}
+        self._head: bytes | None = None
+        self._head_known = False
         # Keys ``recall`` found unused. They stay unused until this transaction writes them:
         # it holds the owner lock, and keys are the owner's. So an append of ops a push has
         # just recalled need not ask for their keys again (for a batch of 500, a query of 500).
@@ -188,21 +225,41 @@ class Transaction(abc.ABC):
         return recalled, versions, self._chain_head() if streams else None
 
     @abc.abstractmethod
-    def _insert(self, events: list[tuple[NewEvent, int, bytes]]) -> tuple[list[int], int]:
+    def _insert(
+        self, events: list[tuple[NewEvent, int, bytes]]
+    ) -> Callable[[], tuple[list[int], int]]:
         """Insert ``(event, version, hash)`` rows in order and move the owner's chain head to
         the last one; positions are taken here, after every check, and increase in row order.
-        Return the positions and the ``tx`` id."""
+        Return how to get the positions and the ``tx`` id (inside ``Sql.pipelined``, the
+        database is still inserting when this returns)."""
 
     @abc.abstractmethod
     def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None: ...
 
     # -- the interface -----------------------------------------------------------------------
 
+    @property
+    def recorded(self) -> list[RecordedEvent]:
+        """Everything this transaction appended, as the log holds it, positions and all."""
+        self.settle()
+        return self._recorded
+
     def stream_versions(self, streams: Iterable[StreamId]) -> dict[StreamId, int]:
-        """Current version of each stream (0 for one with no events), in one query."""
+        """Current version of each stream (0 for one with no events), in one query (none for
+        streams this transaction already knows)."""
         unique = list(dict.fromkeys(streams))
-        found = self._current_versions(unique) if unique else {}
-        return {s: found.get(s, 0) for s in unique}
+        self._know([], unique)
+        return {s: self._versions[s] for s in unique}
+
+    def _know(self, keys: Sequence[str], streams: Sequence[StreamId]) -> dict[str, bytes]:
+        """Look up ``keys``, and the versions of ``streams`` and the chain head where they are
+        not known yet, in one round trip where the backend can."""
+        unknown = [s for s in streams if s not in self._versions]
+        found, current, head = self._lookup(keys, unknown)
+        self._versions.update({s: current.get(s, 0) for s in unknown})
+        if unknown and not self._head_known:
+            self._head, self._head_known = head, True
+        return found
 
     def recall(self, keys: Iterable[str]) -> dict[str, Recalled]:
         """First outcomes already stored for any of ``keys``, in one query."""
@@ -235,31 +292,54 @@ class Transaction(abc.ABC):
         ``ConcurrencyError`` before any position is taken; the caller's transaction then rolls
         back, so nothing of the batch is written.
         """
+        sent = self._send(requests)
+        self.settle()
+        return sent.final_results()
+
+    def send(self, requests: Sequence[AppendRequest]) -> None:
+        """``append_batch`` without waiting for the positions the database gives the events.
+
+        Every check is made here, and raises here; the events and the keys that carry an
+        ``outcome`` are sent. Inside ``Sql.pipelined`` the database writes them while the caller
+        goes on (a push decides its next ops meanwhile). ``settle``, which ``recorded`` calls,
+        waits for the positions.
+        """
+        self._send(requests)
+
+    def settle(self) -> None:
+        """Wait for the positions of everything sent, in order: ``recorded`` is then complete,
+        and keys whose outcome is the ``AppendResult`` are written."""
+        sent, self._sent = self._sent, []
+        self._sent_keys.clear()
+        for one in sent:
+            self._settle(one)
+
+    def _send(self, requests: Sequence[AppendRequest]) -> _Sent:
         if not requests:
             raise InvalidAppend("an append needs at least one event")
         for request in requests:
             _validate(request)
-        keys = list(
-            dict.fromkeys(
-                k for r in requests if (k := r.idempotency_key) and k not in self._unused_keys
-            )
-        )
+        wanted = [k for r in requests if (k := r.idempotency_key)]
+        if self._sent_keys.intersection(wanted):
+            # A key sent but not yet written (its outcome needs positions): write it first, so
+            # that the lookup below finds it.
+            self.settle()
+        keys = list(dict.fromkeys(k for k in wanted if k not in self._unused_keys))
         streams = list(dict.fromkeys(e.stream for r in requests for e in r.events))
-        found, current, head = self._lookup(keys, streams)
+        found = self._know(keys, streams)
         recalled = {k: Recalled(k, v) for k, v in found.items()}
-        versions = {s: current.get(s, 0) for s in streams}
+        # Moved on here, and kept only once every check passed: a caller may catch the error.
+        versions = {s: self._versions[s] for s in streams}
 
-        results: list[AppendResult | None] = [None] * len(requests)
-        repeats: dict[int, int] = {}  # index of a repeated key -> index of its first use here
+        sent = _Sent(requests)
         first_use: dict[str, int] = {}
-        to_write: list[tuple[int, AppendRequest, list[int]]] = []
         for index, request in enumerate(requests):
             key = request.idempotency_key
             if key is not None and key in recalled:
-                results[index] = recalled[key].as_append_result()
+                sent.results[index] = recalled[key].as_append_result()
                 continue
             if key is not None and key in first_use:
-                repeats[index] = first_use[key]
+                sent.repeats[index] = first_use[key]
                 continue
             if key is not None:
                 first_use[key] = index
@@ -270,20 +350,43 @@ class Transaction(abc.ABC):
             for event in request.events:
                 versions[event.stream] += 1
                 event_versions.append(versions[event.stream])
-            to_write.append((index, request, event_versions))
+            sent.to_write.append((index, request, event_versions))
+        self._versions.update(versions)
 
-        pending = [
+        sent.pending = [
             (event, version)
-            for _, request, event_versions in to_write
+            for _, request, event_versions in sent.to_write
             for event, version in zip(request.events, event_versions, strict=True)
         ]
-        positions, tx = self._insert(self._chained(pending, head)) if pending else ([], 0)
+        if sent.pending:
+            chained = self._chained(sent.pending, self._head)
+            sent.positions = self._insert(chained)
+            self._head = chained[-1][2]
+        # Keys whose outcome is known now go with the events; the others need positions.
+        known = [
+            (self.owner, key, request.outcome, self.now)
+            for _, request, _ in sent.to_write
+            if (key := request.idempotency_key) is not None and request.outcome is not None
+        ]
+        if known:
+            self._unused_keys.difference_update(key for _, key, _, _ in known)
+            self._remember(known)
+        self._sent_keys.update(
+            key
+            for _, request, _ in sent.to_write
+            if (key := request.idempotency_key) is not None and request.outcome is None
+        )
+        self._sent.append(sent)
+        return sent
+
+    def _settle(self, sent: _Sent) -> None:
+        positions, tx = sent.positions() if sent.pending else ([], 0)
         remembered: list[tuple[UUID, str, bytes, datetime]] = []
-        taken = iter(zip(positions, pending, strict=True))
-        for index, request, _ in to_write:
+        taken = iter(zip(positions, sent.pending, strict=True))
+        for index, request, _ in sent.to_write:
             written = [next(taken) for _ in request.events]
-            self.recorded.extend(
-                self._recorded(position, tx, event, version)
+            self._recorded.extend(
+                self._recorded_event(position, tx, event, version)
                 for position, (event, version) in written
             )
             result = AppendResult(
@@ -291,18 +394,17 @@ class Transaction(abc.ABC):
                 written[0][0],
                 written[-1][0],
             )
-            results[index] = result
-            if request.idempotency_key is not None:
-                outcome = request.outcome if request.outcome is not None else _encode_json(result)
+            sent.results[index] = result
+            if request.idempotency_key is not None and request.outcome is None:
+                outcome = _encode_json(result)
                 remembered.append((self.owner, request.idempotency_key, outcome, self.now))
         if remembered:
             self._unused_keys.difference_update(key for _, key, _, _ in remembered)
             self._remember(remembered)
-        for index, first in repeats.items():
-            first_result = results[first]
+        for index, first in sent.repeats.items():
+            first_result = sent.results[first]
             assert first_result is not None
-            results[index] = msgspec.structs.replace(first_result, duplicate=True)
-        return [r for r in results if r is not None]
+            sent.results[index] = msgspec.structs.replace(first_result, duplicate=True)
 
     def _chained(
         self, pending: list[tuple[NewEvent, int]], head: bytes | None
@@ -320,7 +422,9 @@ class Transaction(abc.ABC):
         hashes = chain.chain(head or chain.GENESIS, contents)
         return [(e, v, h) for (e, v), h in zip(pending, hashes, strict=True)]
 
-    def _recorded(self, position: int, tx: int, event: NewEvent, version: int) -> RecordedEvent:
+    def _recorded_event(
+        self, position: int, tx: int, event: NewEvent, version: int
+    ) -> RecordedEvent:
         return RecordedEvent(
             position=position,
             tx=tx,
@@ -434,8 +538,14 @@ class EventStore(abc.ABC):
     # -- transactions ------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def transaction(self, owner: UUID) -> AbstractContextManager[Transaction]:
-        """A write transaction for one owner; commits on a clean exit, rolls back on an error."""
+    def transaction(
+        self, owner: UUID, *, pipelined: bool = False
+    ) -> AbstractContextManager[Transaction]:
+        """A write transaction for one owner; commits on a clean exit, rolls back on an error.
+
+        ``pipelined``: the whole transaction inside ``Sql.pipelined``, for a caller that sends
+        its writes (``Transaction.send``) and reads what it needs up front.
+        """
 
     @abc.abstractmethod
     def sql(self) -> AbstractContextManager[Sql]:

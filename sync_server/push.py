@@ -44,6 +44,9 @@ from .pull import head_cursor
 BATCH_ABORTED: Final = "batch_aborted"
 """Error code of an op of an atomic batch that was sound but not kept because another op failed."""
 
+SEND_EVERY: Final = 100
+"""Accepted ops whose events are sent to the log together while the rest are decided."""
+
 _encode = msgspec.json.Encoder().encode
 _decode_result = msgspec.json.Decoder(OpResult).decode
 _SHOWS: Final = TABLES["show"]
@@ -92,7 +95,7 @@ def push(
     Sync clients never get this: for them a missing ``base_version`` stays a malformed op.
     """
     try:
-        with store.transaction(origin.owner) as tx:
+        with store.transaction(origin.owner, pipelined=True) as tx:
             return _push(tx, request, origin, at_current_version)
     except _Aborted as aborted:
         return Pushed(aborted.results, head_cursor(store, origin.owner), [])
@@ -107,6 +110,11 @@ def _push(
     cache = RowCache(lambda keys: tables.load_rows(tx.sql, origin.owner, keys))
     projected = _Provisional(_load(tx, deciding, cache), cache, origin.owner, tx.now)
     working = projected.rows
+    # Read before any write is sent: in the pipelined transaction a read waits for every
+    # statement sent before it. The epoch cannot move while the owner lock is held (a rebuild's
+    # swap waits for owner transactions), and the versions let ``send`` go without a lookup.
+    cursor_epoch = epoch(tx.sql)
+    tx.stream_versions(StreamId(op.entity, op.id) for op in deciding)
 
     results: list[OpResult] = []
     requests: list[AppendRequest] = []
@@ -131,6 +139,10 @@ def _push(
                 remembered[key] = _encode(result)
             else:
                 requests.append(append)
+                if len(requests) == SEND_EVERY:
+                    # The database writes these while the next ops are decided.
+                    tx.send(requests)
+                    requests = []
         results.append(result)
         first[original.op_id] = result
 
@@ -138,11 +150,11 @@ def _push(
         raise _Aborted(_aborted(results))
 
     if requests:
-        tx.append_batch(requests)
+        tx.send(requests)
     tx.remember(remembered)
     TableIO(tx.sql).save(origin.owner, projected.settle(tx.recorded))
     head = tx.recorded[0].position - 1 if tx.recorded else tables.head(tx.sql, origin.owner)
-    return Pushed(results, pull_cursors.Cursor(head, epoch(tx.sql)), list(tx.recorded))
+    return Pushed(results, pull_cursors.Cursor(head, cursor_epoch), list(tx.recorded))
 
 
 def _decide(

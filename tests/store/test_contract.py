@@ -157,6 +157,49 @@ def test_a_key_repeated_inside_one_batch_is_applied_once(store: EventStore) -> N
     assert len(store.read_stream(owner, s)) == 1
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_sent_appends_get_their_positions_in_order_when_settled(
+    store: EventStore, pipelined: bool
+) -> None:
+    owner, a, b = uuid.uuid4(), stream(), stream()
+    with store.transaction(owner, pipelined=pipelined) as tx:
+        tx.send([AppendRequest([event(a)], {a: 0}, "ka", b'"first"')])
+        tx.send([AppendRequest([event(a, "updated"), event(b)], {a: 1, b: 0}, "kb")])
+        # A key sent without an outcome is written when settled; repeating it settles first.
+        [repeat] = tx.append_batch([AppendRequest([event(b, "updated")], {b: 0}, "kb")])
+        recorded = [(e.stream, e.version, e.position) for e in tx.recorded]
+        assert tx.recall(["ka"])["ka"].outcome == b'"first"'
+    assert repeat.duplicate and repeat.versions == {str(a): 2, str(b): 1}
+    assert [(s, v) for s, v, _ in recorded] == [(a, 1), (a, 2), (b, 1)]
+    assert [p for _, _, p in recorded] == sorted(p for _, _, p in recorded)
+    log = store.read_stream(owner, a) + store.read_stream(owner, b)
+    assert sorted((e.stream, e.version, e.position) for e in log) == sorted(recorded)
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_a_stale_version_caught_by_the_caller_leaves_the_transaction_usable(
+    store: EventStore, pipelined: bool
+) -> None:
+    owner, s = uuid.uuid4(), stream()
+    store.append(owner, [event(s)], expected={s: 0})
+    with store.transaction(owner, pipelined=pipelined) as tx:
+        with pytest.raises(ConcurrencyError):
+            tx.send([AppendRequest([event(s, "updated")], {}), AppendRequest([event(s)], {s: 0})])
+        # The failed send moved no version: the next append is checked against the log's.
+        tx.send([AppendRequest([event(s, "updated")], {s: 1})])
+    assert [e.version for e in store.read_stream(owner, s)] == [1, 2]
+
+
+def test_an_error_in_a_pipelined_transaction_writes_nothing(store: EventStore) -> None:
+    owner, s = uuid.uuid4(), stream()
+    with pytest.raises(RuntimeError), store.transaction(owner, pipelined=True) as tx:
+        tx.send([AppendRequest([event(s)], {s: 0}, "k", b"{}")])
+        raise RuntimeError("crash after sending")
+    assert store.read_stream(owner, s) == []
+    with store.transaction(owner) as tx:
+        assert tx.recall(["k"]) == {}
+
+
 def test_remembered_outcomes_without_events_are_recalled(store: EventStore) -> None:
     owner = uuid.uuid4()
     with store.transaction(owner) as tx:

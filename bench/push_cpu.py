@@ -1,0 +1,103 @@
+"""Where a push's time goes, in process: the server's work for one batch without HTTP.
+
+Each batch goes through what ``POST /v1/sync/push`` does between reading the body and writing
+the answer (decode and convert the envelope, ``push``, encode the results), against a fresh
+store, one user, batches from ``bench/sync.py``'s device. It prints, per batch, the median wall
+time and the median CPU time of this process (``time.process_time``: the Python side; the
+difference is mostly waiting on the database), and the ops/s each would allow. ``--profile``
+prints the functions that take the most CPU (cProfile, sorted by own time).
+
+    .venv/bin/python bench/push_cpu.py [--backend postgres|sqlite] [--batch 500] [--batches 20]
+        [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import os
+import pstats
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import msgspec
+
+from bench.append import load_average, postgres_schema
+from bench.sync import Device
+from event_store import EventStore, open_store
+from schemas.ops import PushRequest
+from schemas.results import PushResponse
+from sync_server.push import Origin, push
+from sync_server.services import migrate_all
+
+_encode = msgspec.json.Encoder().encode
+
+
+@contextlib.contextmanager
+def fresh(backend: str) -> Iterator[EventStore]:
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            store = open_store(f"sqlite:///{tmp}/push.db")
+        else:
+            store = open_store(stack.enter_context(postgres_schema()), pool_min=1, pool_max=4)
+        stack.callback(store.close)
+        migrate_all(store)
+        yield store
+
+
+def handle(store: EventStore, body: bytes, origin: Origin) -> bytes:
+    """What the push endpoint does with a body (``request_body.read_json`` and the route)."""
+    request = msgspec.convert(msgspec.json.decode(body), PushRequest, strict=True)
+    pushed = push(store, request, origin)
+    if any(result.status != "applied" for result in pushed.results):
+        raise RuntimeError(f"not applied: {pushed.results[:3]}")
+    return _encode(PushResponse(pushed.results, "cursor"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    device = Device(random.Random(7))
+    warm = [device.batch(100)[0] for _ in range(4)]
+    bodies = [device.batch(args.batch)[0] for _ in range(args.batches)]
+    print(f"load average {load_average()}")
+    with fresh(args.backend) as store:
+        origin = Origin(uuid.uuid4(), device.client_id)
+        for body in warm:
+            handle(store, body, origin)
+        profiler = cProfile.Profile() if args.profile else None
+        walls, cpus = [], []
+        for body in bodies:
+            if profiler:
+                profiler.enable()
+            wall, cpu = time.perf_counter(), time.process_time()
+            handle(store, body, origin)
+            cpus.append(time.process_time() - cpu)
+            walls.append(time.perf_counter() - wall)
+            if profiler:
+                profiler.disable()
+    wall, cpu = statistics.median(walls) * 1000, statistics.median(cpus) * 1000
+    print(f"{args.backend}, {args.batches} batches of {args.batch} ops, median per batch:")
+    print(f"  wall {wall:7.1f} ms  ({args.batch / wall * 1000:8,.0f} ops/s)")
+    print(f"  cpu  {cpu:7.1f} ms  ({args.batch / cpu * 1000:8,.0f} ops/s if Python were all)")
+    if profiler:
+        pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(35)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
