@@ -82,6 +82,11 @@ class _PendingRow(msgspec.Struct, array_like=False):
     h: str
 
 
+class _KeyRow(msgspec.Struct):
+    k: str
+    h: str
+
+
 _encode_rows = msgspec.json.Encoder().encode
 
 
@@ -161,12 +166,15 @@ class PostgresTransaction(Transaction):
         # filtered every key the owner ever had: a push of 500 ops to a user with 12,000 keys
         # read all 12,000, and push time grew with the user's history. The LIMIT keeps the
         # subquery from being flattened into a join the planner could choose to do that again.
+        # The keys go as one JSON array: psycopg dumps a list parameter element by element in
+        # Python, which cost more than the query.
         return self.sql.connection.cursor(binary=True).execute(
             _pg(
-                "SELECT k.key, i.outcome FROM unnest(?::text[]) AS k(key) CROSS JOIN LATERAL "
+                "SELECT k.key, i.outcome FROM json_array_elements_text(?::json) AS k(key) "
+                "CROSS JOIN LATERAL "
                 "(SELECT outcome FROM idempotency_keys WHERE owner = ? AND key = k.key LIMIT 1) i"
             ),
-            [list(keys), self.owner],
+            [_encode_rows(keys).decode(), self.owner],
         )
 
     def _current_versions(self, streams: Sequence[StreamId]) -> dict[StreamId, int]:
@@ -233,17 +241,19 @@ class PostgresTransaction(Transaction):
 
     def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None:
         # One statement, not executemany: a push remembers one key per op, often hundreds. Its
-        # text never changes (keys and outcomes go as two binary arrays): psycopg splits a
-        # statement at its placeholders in Python, and a VALUES list of thousands of them cost
-        # more to convert than the insert itself. A transaction's rows share owner and time.
-        by_moment: dict[tuple[UUID, datetime], list[tuple[str, bytes]]] = {}
+        # text never changes (keys and outcomes, in hex, go as one JSON document parsed in C):
+        # psycopg splits a statement at its placeholders in Python, and a VALUES list of
+        # thousands of them cost more to convert than the insert itself; arrays are dumped
+        # element by element in Python. A transaction's rows share owner and time.
+        by_moment: dict[tuple[UUID, datetime], list[_KeyRow]] = {}
         for owner, key, outcome, moment in rows:
-            by_moment.setdefault((owner, moment), []).append((key, outcome))
+            by_moment.setdefault((owner, moment), []).append(_KeyRow(key, outcome.hex()))
         for (owner, moment), pairs in by_moment.items():
-            self.sql.connection.cursor(binary=True).execute(
+            self.sql.connection.execute(
                 "INSERT INTO idempotency_keys (owner, key, outcome, recorded_at) "
-                "SELECT %s, k, o, %s FROM unnest(%s::text[], %s::bytea[]) AS t(k, o)",
-                [owner, moment, [k for k, _ in pairs], [o for _, o in pairs]],
+                "SELECT %s, r.k, decode(r.h, 'hex'), %s "
+                "FROM json_to_recordset(%s::json) AS r(k text, h text)",
+                [owner, moment, _encode_rows(pairs).decode()],
             )
 
 

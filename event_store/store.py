@@ -159,6 +159,7 @@ class _Sent:
         self.to_write: list[tuple[int, AppendRequest, list[int]]] = []
         self.pending: list[tuple[NewEvent, int]] = []
         self.positions: Callable[[], tuple[list[int], int]] = lambda: ([], 0)
+        self.wanted = False  # whether the caller waits for the results (``append_batch``)
 
     def final_results(self) -> list[AppendResult]:
         return [r for r in self.results if r is not None]
@@ -293,6 +294,7 @@ class Transaction(abc.ABC):
         back, so nothing of the batch is written.
         """
         sent = self._send(requests)
+        sent.wanted = True
         self.settle()
         return sent.final_results()
 
@@ -389,6 +391,8 @@ class Transaction(abc.ABC):
                 self._recorded_event(position, tx, event, version)
                 for position, (event, version) in written
             )
+            if not sent.wanted and request.outcome is not None:
+                continue  # nobody reads this result: a push's outcomes are its own
             result = AppendResult(
                 {str(event.stream): version for _, (event, version) in written},
                 written[0][0],
@@ -401,7 +405,7 @@ class Transaction(abc.ABC):
         if remembered:
             self._unused_keys.difference_update(key for _, key, _, _ in remembered)
             self._remember(remembered)
-        for index, first in sent.repeats.items():
+        for index, first in sent.repeats.items() if sent.wanted else ():
             first_result = sent.results[first]
             assert first_result is not None
             sent.results[index] = msgspec.structs.replace(first_result, duplicate=True)

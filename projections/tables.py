@@ -8,7 +8,7 @@ are copied out of the row for the filters and reference checks that look them up
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -83,37 +83,46 @@ def load_rows(
     by_table: dict[str, list[UUID]] = {}
     for table, id_ in keys:
         by_table.setdefault(table, []).append(id_)
+    # Every table's query is sent before any rows are read: in a pipelined transaction the
+    # database runs the next while Python decodes the rows of the one before.
+    sent = [
+        (table, fetch)
+        for table, ids in by_table.items()
+        for fetch in _select_by_ids(sql, owner, physical(table, suffix), list(dict.fromkeys(ids)))
+    ]
     found: dict[RowKey, ReadRow] = {}
-    for table, ids in by_table.items():
-        name = physical(table, suffix)
-        for records in _select_by_ids(sql, owner, name, list(dict.fromkeys(ids))):
-            for record in records:
-                row = row_from(record)
-                found[(table, row.id)] = row
+    for table, fetch in sent:
+        for record in fetch():
+            row = row_from(record)
+            found[(table, row.id)] = row
     return found
 
 
 def _select_by_ids(
     sql: Sql, owner: UUID, table: str, ids: list[UUID]
-) -> Iterator[list[Sequence[Any]]]:
+) -> list[Callable[[], list[Sequence[Any]]]]:
     if sql.backend == "postgres":
         # One text parameter, so the statement's text never changes: psycopg splits a statement
         # at its placeholders in Python and caches only short ones, and an IN list of hundreds
         # of placeholders cost more to convert than to run. One index probe per id, as for
         # idempotency keys (``event_store/postgres.py``): ``id = ANY(…)`` let the planner read
         # every row of an owner it thought small, so pushes slowed as a user's data grew.
-        yield sql.fetchall(
-            "SELECT t.* FROM unnest(string_to_array(?, ',')::uuid[]) AS w(id) CROSS JOIN LATERAL "
-            f"(SELECT {ROW_COLUMNS} FROM {table} WHERE owner = ? AND id = w.id LIMIT 1) t",
-            [",".join(map(str, ids)), owner],
-        )
-        return
-    for chunk in chunks(ids, 500):  # SQLite caps the number of parameters
-        marks = ",".join("?" * len(chunk))
-        yield sql.fetchall(
-            f"SELECT {ROW_COLUMNS} FROM {table} WHERE owner = ? AND id IN ({marks})",
+        return [
+            sql.send(
+                "SELECT t.* FROM unnest(string_to_array(?, ',')::uuid[]) AS w(id) CROSS JOIN "
+                f"LATERAL (SELECT {ROW_COLUMNS} FROM {table} WHERE owner = ? AND id = w.id "
+                "LIMIT 1) t",
+                [",".join(map(str, ids)), owner],
+            )
+        ]
+    return [  # SQLite caps the number of parameters
+        sql.send(
+            f"SELECT {ROW_COLUMNS} FROM {table} WHERE owner = ? "
+            f"AND id IN ({','.join('?' * len(chunk))})",
             [owner, *chunk],
         )
+        for chunk in chunks(ids, 500)
+    ]
 
 
 def load_live_by_sku(sql: Sql, owner: UUID, skus: Iterable[str]) -> dict[RowKey, ReadRow]:

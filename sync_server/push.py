@@ -9,7 +9,9 @@ so nothing of this user changes underneath):
    rows in memory straight away, so later ops of the batch see them (a show, then its cost);
 4. the accepted events are appended with the ops' keys, and the rows they changed are saved
    with the positions the log gave them (``_Provisional``): projected once, by the same
-   ``apply_event`` a rebuild runs;
+   ``apply_event`` a rebuild runs. On PostgreSQL the transaction is pipelined: every
+   ``SEND_EVERY`` accepted ops, their events and the rows settled so far are sent, and the
+   database writes them while the next ops are decided (``_send``);
 5. refused ops' outcomes are remembered too, so a retried op always answers what it first did.
 
 An ``atomic`` batch with any op that is neither applied nor a duplicate raises out of the
@@ -18,6 +20,7 @@ transaction, so that nothing of it (not even the keys of the refused ops) is kep
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +65,15 @@ class Origin:
     request_id: str | None = None
     source: str = "sync"
 
+    # Written into every event's metadata: made once per push, not once per op.
+    @functools.cached_property
+    def actor(self) -> str:
+        return str(self.owner)
+
+    @functools.cached_property
+    def client_str(self) -> str:
+        return str(self.client_id)
+
 
 @dataclass(frozen=True)
 class Pushed:
@@ -80,9 +92,9 @@ class _Aborted(Exception):
         self.results = results
 
 
-def op_key(op_id: UUID) -> str:
-    """The idempotency key of an op: scoped by owner in the store, by kind here."""
-    return f"op:{op_id}"
+OP_KEY_PREFIX: Final = "op:"
+"""An op's idempotency key is this and its ``op_id``: scoped by owner in the store, by kind
+here."""
 
 
 def push(
@@ -105,8 +117,11 @@ def _push(
     tx: Transaction, request: PushRequest, origin: Origin, at_current_version: bool
 ) -> Pushed:
     ops: list[Op | OpError] = [prepare_op(op, request.schema_version) for op in request.ops]
-    recalled = tx.recall(op_key(op.op_id) for op in request.ops)
-    deciding = [op for op in ops if isinstance(op, Op) and op_key(op.op_id) not in recalled]
+    keys = [OP_KEY_PREFIX + str(op.op_id) for op in request.ops]
+    recalled = tx.recall(keys)
+    deciding = [
+        op for op, key in zip(ops, keys, strict=True) if isinstance(op, Op) and key not in recalled
+    ]
     cache = RowCache(lambda keys: tables.load_rows(tx.sql, origin.owner, keys))
     projected = _Provisional(_load(tx, deciding, cache), cache, origin.owner, tx.now)
     working = projected.rows
@@ -120,8 +135,7 @@ def _push(
     requests: list[AppendRequest] = []
     remembered: dict[str, bytes] = {}
     first: dict[UUID, OpResult] = {}
-    for original, op in zip(request.ops, ops, strict=True):
-        key = op_key(original.op_id)
+    for original, op, key in zip(request.ops, ops, keys, strict=True):
         if original.op_id in first:
             results.append(_duplicate(original.op_id, first[original.op_id]))
             continue
@@ -133,15 +147,14 @@ def _push(
         else:
             if at_current_version:
                 op = _at_current_version(op, working)
-            result, append = _decide(op, projected, origin)
+            result, append = _decide(op, key, projected, origin)
             if append is None:
                 # Refused, or an update that changed nothing: no event carries the key.
                 remembered[key] = _encode(result)
             else:
                 requests.append(append)
                 if len(requests) == SEND_EVERY:
-                    # The database writes these while the next ops are decided.
-                    tx.send(requests)
+                    _send(tx, requests, projected)
                     requests = []
         results.append(result)
         first[original.op_id] = result
@@ -152,13 +165,28 @@ def _push(
     if requests:
         tx.send(requests)
     tx.remember(remembered)
-    TableIO(tx.sql).save(origin.owner, projected.settle(tx.recorded))
+    TableIO(tx.sql).save(origin.owner, projected.settled(tx.recorded))
     head = tx.recorded[0].position - 1 if tx.recorded else tables.head(tx.sql, origin.owner)
     return Pushed(results, pull_cursors.Cursor(head, cursor_epoch), list(tx.recorded))
 
 
+def _send(tx: Transaction, requests: list[AppendRequest], projected: _Provisional) -> None:
+    """Send ``requests`` to the log, and the rows whose last change already has a position.
+
+    The database writes them while the next ops are decided. The events sent before these have
+    had a whole chunk's deciding to be inserted, so their positions come without a wait; rows
+    last changed by ``requests`` wait for the next chunk (or the end), and a row changed again
+    later is written again then.
+    """
+    tx.settle()
+    rows = projected.settled(tx.recorded)
+    tx.send(requests)
+    if rows:
+        TableIO(tx.sql).save(projected.owner, rows)
+
+
 def _decide(
-    op: Op, projected: _Provisional, origin: Origin
+    op: Op, key: str, projected: _Provisional, origin: Origin
 ) -> tuple[OpResult, AppendRequest | None]:
     """Decide one op against the rows in memory; apply what it accepts to them."""
     working = projected.rows
@@ -174,10 +202,10 @@ def _decide(
     if not decision.events:
         return result, None
     metadata = EventMetadata(
-        actor=str(origin.owner),
-        client_id=str(origin.client_id),
+        actor=origin.actor,
+        client_id=origin.client_str,
         device=origin.device,
-        op_id=str(op.op_id),
+        op_id=key.removeprefix(OP_KEY_PREFIX),
         request_id=origin.request_id,
         client_ts=op.client_ts,
         source=origin.source,
@@ -185,7 +213,7 @@ def _decide(
     expected = _expected(decision.events, working)
     projected.apply(decision.events)
     new_events = [event.new_event(metadata) for event in decision.events]
-    return result, AppendRequest(new_events, expected, op_key(op.op_id), _encode(result))
+    return result, AppendRequest(new_events, expected, key, _encode(result))
 
 
 def _at_current_version(op: Op, rows: Mapping[RowKey, ReadRow]) -> Op:
@@ -215,7 +243,7 @@ class _Provisional:
     Later ops are decided on these rows, so they see what earlier ops of the batch did. The
     events are applied with provisional positions 1, 2, 3… in the order they will be appended,
     which is the order the log gives them positions in; once the log has recorded them,
-    ``settle`` puts the real positions in the rows' ``sync_pos``, the one field of a row a
+    ``settled`` puts the real positions in the rows' ``sync_pos``, the one field of a row a
     position reaches (``projections/rows.py``). So every event is projected once, by the same
     ``apply_event`` a rebuild runs, and the rows saved are those a rebuild gives (the property
     tests check it).
@@ -255,16 +283,18 @@ class _Provisional:
             load_missing(recorded, self.rows, self.load)
             self.changed.update(dict.fromkeys(apply_event(self.rows, recorded)))
 
-    def settle(self, recorded: Sequence[RecordedEvent]) -> dict[RowKey, ReadRow]:
-        """The changed rows with real positions, given the events the log recorded."""
-        if len(recorded) != self.applied:
+    def settled(self, recorded: Sequence[RecordedEvent]) -> dict[RowKey, ReadRow]:
+        """The rows changed since they were last taken whose last change the log has recorded
+        (``recorded``: the first events applied, in order), with their real positions."""
+        if len(recorded) > self.applied:
             raise AssertionError(f"{self.applied} events applied, {len(recorded)} recorded")
-        positions = [event.position for event in recorded]
+        known = len(recorded)
         settled = {}
-        for key in self.changed:
+        for key in [key for key in self.changed if self.rows[key].sync_pos <= known]:
             row = self.rows[key]
-            real = positions[row.sync_pos - 1]
+            real = recorded[row.sync_pos - 1].position
             settled[key] = msgspec.structs.replace(row, sync_pos=real)
+            del self.changed[key]
         return settled
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TypeVar
 
 import msgspec
@@ -13,6 +14,11 @@ from .problems import FieldProblem, Problem, validation_errors
 T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
+
+
+@functools.cache
+def _decoder(type_: type[T]) -> msgspec.json.Decoder[T]:
+    return msgspec.json.Decoder(type_)
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -42,6 +48,10 @@ async def read_json(request: Request, type_: type[T], max_bytes: int) -> T:
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise Problem(415, "unsupported_media_type", "send the body as application/json")
     body = await read_body(request, max_bytes)
+    try:
+        return _decoder(type_).decode(body)  # type: ignore[no-any-return]
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        pass  # one pass for the good bodies; a bad one is read again to say what is wrong
     try:
         raw = msgspec.json.decode(body)
     except msgspec.DecodeError as error:
