@@ -131,3 +131,6 @@ class Page(msgspec.Struct, frozen=True):
 
     events: list[RecordedEvent]
     checkpoint: Checkpoint
+    covered: int = 0
+    """How many events of the feed the page covers: its own, and those a type filter passed
+    over (``EventStore.read_feed``). A page that covers fewer than asked for is the last."""

@@ -18,7 +18,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any
@@ -30,7 +30,16 @@ from . import chain, changes
 from .errors import StoreUnavailable
 from .events import Checkpoint, NewEvent, StreamId
 from .rows import chunks
-from .store import DEFAULT_TIMEOUTS, EVENT_COLUMNS, EventStore, Row, Sql, Timeouts, Transaction
+from .store import (
+    DEFAULT_TIMEOUTS,
+    EVENT_COLUMNS,
+    EventStore,
+    Row,
+    Sql,
+    Timeouts,
+    Transaction,
+    feed_columns,
+)
 from .upcasting import UpcasterRegistry
 
 
@@ -294,12 +303,23 @@ class SqliteStore(EventStore):
         """Nothing to do: a write transaction already holds the one writer."""
 
     def _read_all_rows(
-        self, sql: Sql, after: Checkpoint, limit: int, *, settled_only: bool = True
+        self,
+        sql: Sql,
+        after: Checkpoint,
+        limit: int,
+        *,
+        settled_only: bool = True,
+        types: Collection[str] | None = None,
     ) -> list[Row]:
         # One writer at a time: commit order is position order, and tx == first position.
+        columns, params = EVENT_COLUMNS, []
+        if types is not None:
+            wanted = sorted(types)
+            columns = feed_columns(only=f"type IN ({','.join('?' * len(wanted))})")
+            params = [*wanted, *wanted]
         return sql.fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
-            [after.position, limit],
+            f"SELECT {columns} FROM events WHERE position > ? ORDER BY position LIMIT ?",
+            [*params, after.position, limit],
         )
 
     @contextmanager

@@ -40,7 +40,7 @@ import abc
 import contextlib
 import functools
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -476,6 +476,16 @@ EVENT_COLUMNS = (
     "position, tx, owner, stream_type, stream_id, version, type, schema_version, "
     "data, metadata, recorded_at"
 )
+_DATA = 8  # where data is among EVENT_COLUMNS
+
+
+def feed_columns(cast: str = "", only: str | None = None) -> str:
+    """``EVENT_COLUMNS`` with data and metadata cast by ``cast``, and NULL where the condition
+    ``only`` (on the type) does not hold: such rows are read for the checkpoint alone."""
+    data, metadata = f"data{cast}", f"metadata{cast}"
+    if only is not None:
+        data, metadata = (f"CASE WHEN {only} THEN {c} END" for c in (data, metadata))
+    return EVENT_COLUMNS.replace("data, metadata", f"{data}, {metadata}")
 
 
 def _events_query(
@@ -582,8 +592,16 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def _read_all_rows(
-        self, sql: Sql, after: Checkpoint, limit: int, *, settled_only: bool = True
-    ) -> list[Row]: ...
+        self,
+        sql: Sql,
+        after: Checkpoint,
+        limit: int,
+        *,
+        settled_only: bool = True,
+        types: Collection[str] | None = None,
+    ) -> list[Row]:
+        """Rows of ``EVENT_COLUMNS``; with ``types``, data and metadata are NULL for the rows
+        of other types (they are read for the checkpoint only)."""
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -670,17 +688,31 @@ class EventStore(abc.ABC):
             return self.read_feed(sql, after, limit)
 
     def read_feed(
-        self, sql: Sql, after: Checkpoint, limit: int, *, appends_held: bool = False
+        self,
+        sql: Sql,
+        after: Checkpoint,
+        limit: int,
+        *,
+        appends_held: bool = False,
+        types: Collection[str] | None = None,
     ) -> Page:
         """``read_all`` inside the caller's transaction ``sql``, so that what is read and what
         is written with it commit together (catch-up projectors). ``appends_held``: the caller
         holds ``hold_appends``, so no event can still appear below the page and the feed may
-        read up to the newest one."""
+        read up to the newest one. ``types``: only events of these types are in the page (the
+        others are not decoded, nor their data sent), but its checkpoint passes them all."""
         if limit < 1:
             raise ValueError("limit must be >= 1")
-        rows = self._read_all_rows(sql, after, limit, settled_only=not appends_held)
-        events = [decode_row(row, self.registry) for row in rows]
-        return Page(events, events[-1].checkpoint if events else after)
+        rows = self._read_all_rows(sql, after, limit, settled_only=not appends_held, types=types)
+        if not rows:
+            return Page([], after, 0)
+        events = [
+            decode_row(row, self.registry)
+            for row in rows
+            if types is None or row[_DATA] is not None
+        ]
+        last = rows[-1]
+        return Page(events, Checkpoint(last[1], last[0]), len(rows))
 
     def iter_all(self, after: Checkpoint = START, batch: int = 5000) -> Iterator[RecordedEvent]:
         """Every event after ``after`` in feed order, fetched a page at a time."""

@@ -41,6 +41,9 @@ class CatchUp(Protocol):
 
     name: str
     definition: int
+    types: frozenset[str] | None
+    """The event types the model reads (None: all). The feed hands it only those, and the
+    checkpoint passes the rest: most of the log is none of a sales report's business."""
 
     def reset(self, sql: Sql) -> None:
         """Remove every row (before a replay from the start under a new definition)."""
@@ -54,8 +57,9 @@ CATCH_UP: Final[tuple[CatchUp, ...]] = (SalesDaily(),)
 
 
 def step(store: EventStore, model: CatchUp, batch: int = BATCH) -> int | None:
-    """Apply the next batch of the feed to ``model``; the number of events applied, or None
-    when another runner holds the model right now."""
+    """Apply the next batch of the feed to ``model``; the number of events of the feed it
+    covered (applied, or passed over as of no interest to the model), or None when another
+    runner holds the model right now."""
     with store.sql() as sql:
         current = projection_state.lock(sql, model.name)
         if current is None:
@@ -66,11 +70,12 @@ def step(store: EventStore, model: CatchUp, batch: int = BATCH) -> int | None:
             epoch = projection_state.new_epoch(sql, model.name, model.definition, START)
             log.info("projection rebuilt", extra={"projection": model.name, "epoch": epoch})
             checkpoint = START
-        page = store.read_feed(sql, checkpoint, batch)
+        page = store.read_feed(sql, checkpoint, batch, types=model.types)
         if page.events:
             model.apply(sql, page.events)
+        if page.checkpoint != checkpoint:
             projection_state.save_checkpoint(sql, model.name, page.checkpoint)
-        return len(page.events)
+        return page.covered
 
 
 def catch_up(
@@ -80,8 +85,9 @@ def catch_up(
     batch: int = BATCH,
     stop: threading.Event | None = None,
 ) -> int:
-    """Bring every model up to the feed as it is now; the number of events applied. A model
-    another runner is busy with is left to it."""
+    """Bring every model up to the feed as it is now; the number of events of the feed the
+    models went over (each event once per model, whether it applied or was of no interest). A
+    model another runner is busy with is left to it."""
     applied = 0
     for model in models:
         if not _has_work(store, model):

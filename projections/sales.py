@@ -84,6 +84,7 @@ class SalesDaily:
 
     name = NAME
     definition = DEFINITION
+    types = frozenset({PRODUCT_SALE_RECORDED})
 
     def reset(self, sql: Sql) -> None:
         sql.execute("DELETE FROM sales_daily")

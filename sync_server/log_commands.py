@@ -195,7 +195,7 @@ def project(
             out.write(f"read tables rebuilt under a new definition: epoch {rebuilt.epoch}\n")
         applied = runner.catch_up(store, stop=stop)
         if applied:
-            out.write(f"applied {applied:,} events\n")
+            out.write(f"caught up over {applied:,} events\n")
             out.flush()
         if once or stop.wait(interval):
             return OK

@@ -282,6 +282,33 @@ def test_the_global_feed_pages_through_every_owner_in_order(store: EventStore) -
     assert [e.position for e in store.iter_all(batch=2)] == written
 
 
+def test_a_feed_of_some_types_passes_over_the_others_without_missing_any(
+    store: EventStore,
+) -> None:
+    written = []
+    for i in range(9):
+        s = stream("product" if i % 3 == 0 else "show")
+        written.append((store.append(uuid.uuid4(), [event(s, n=i)]).first_position, s.type))
+    feed_settled(store, written[-1][0])
+    wanted = {"product.created"}
+    seen, covered, checkpoint = [], 0, START
+    while True:
+        with store.sql() as sql:
+            page = store.read_feed(sql, checkpoint, 2, types=wanted)
+        assert all(e.type in wanted and e.data for e in page.events)
+        seen += [e.position for e in page.events]
+        covered += page.covered
+        if page.covered < 2:
+            break
+        assert page.checkpoint > checkpoint
+        checkpoint = page.checkpoint
+    assert seen == [p for p, kind in written if kind == "product"]
+    assert covered == len(written)
+    last = store.read_all(START, 100).checkpoint
+    with store.sql() as sql:  # the checkpoint ends past the last event, wanted or not
+        assert store.read_feed(sql, START, 100, types=wanted).checkpoint == last
+
+
 def test_old_event_shapes_are_upcast_on_read(store: EventStore) -> None:
     owner, s = uuid.uuid4(), stream()
     store.append(owner, [NewEvent(s, "show.created", {"town": "Madrid"}, schema_version=1)])
