@@ -193,17 +193,21 @@ class PostgresTransaction(Transaction):
 
     def _lookup(
         self, keys: Sequence[str], streams: Sequence[StreamId]
-    ) -> tuple[dict[str, bytes], dict[StreamId, int], bytes | None]:
+    ) -> Callable[[], tuple[dict[str, bytes], dict[StreamId, int], bytes | None]]:
         recall = self._recall_cursor(keys) if keys else None
         versions = self._versions_cursor(streams) if streams else None
-        found = {k: bytes(v) for k, v in recall.fetchall()} if recall else {}
-        current: dict[StreamId, int] = {}
-        head: bytes | None = None
-        for t, i, v, h in versions.fetchall() if versions else []:
-            if v is not None:
-                current[StreamId(t, i)] = v
-            head = None if h is None else bytes(h)
-        return found, current, head
+
+        def answers() -> tuple[dict[str, bytes], dict[StreamId, int], bytes | None]:
+            found = {k: bytes(v) for k, v in recall.fetchall()} if recall else {}
+            current: dict[StreamId, int] = {}
+            head: bytes | None = None
+            for t, i, v, h in versions.fetchall() if versions else []:
+                if v is not None:
+                    current[StreamId(t, i)] = v
+                head = None if h is None else bytes(h)
+            return found, current, head
+
+        return answers
 
     def _insert(
         self, events: list[tuple[NewEvent, int, bytes]]

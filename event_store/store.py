@@ -218,12 +218,14 @@ class Transaction(abc.ABC):
 
     def _lookup(
         self, keys: Sequence[str], streams: Sequence[StreamId]
-    ) -> tuple[dict[str, bytes], dict[StreamId, int], bytes | None]:
-        """The lookups an append starts with: keys, versions and the owner's chain head. A
-        backend may send them in fewer round trips."""
+    ) -> Callable[[], tuple[dict[str, bytes], dict[StreamId, int], bytes | None]]:
+        """The lookups an append starts with: keys, versions and the owner's chain head, and
+        how to get their answers. A backend may send them in fewer round trips, and (inside
+        ``Sql.pipelined``) let the caller go on while the database looks them up."""
         recalled = self._recall(keys) if keys else {}
         versions = self._current_versions(streams) if streams else {}
-        return recalled, versions, self._chain_head() if streams else None
+        found = recalled, versions, self._chain_head() if streams else None
+        return lambda: found
 
     @abc.abstractmethod
     def _insert(
@@ -249,25 +251,47 @@ class Transaction(abc.ABC):
         """Current version of each stream (0 for one with no events), in one query (none for
         streams this transaction already knows)."""
         unique = list(dict.fromkeys(streams))
-        self._know([], unique)
+        self._know([], unique)()
         return {s: self._versions[s] for s in unique}
 
-    def _know(self, keys: Sequence[str], streams: Sequence[StreamId]) -> dict[str, bytes]:
+    def _know(
+        self, keys: Sequence[str], streams: Sequence[StreamId]
+    ) -> Callable[[], dict[str, bytes]]:
         """Look up ``keys``, and the versions of ``streams`` and the chain head where they are
-        not known yet, in one round trip where the backend can."""
+        not known yet, in one round trip where the backend can; the result gives the keys
+        found, once the answers are in."""
         unknown = [s for s in streams if s not in self._versions]
-        found, current, head = self._lookup(keys, unknown)
-        self._versions.update({s: current.get(s, 0) for s in unknown})
-        if unknown and not self._head_known:
-            self._head, self._head_known = head, True
-        return found
+        answers = self._lookup(keys, unknown)
+
+        def known() -> dict[str, bytes]:
+            found, current, head = answers()
+            for stream in unknown:  # an append since the lookup was sent knows better
+                self._versions.setdefault(stream, current.get(stream, 0))
+            if unknown and not self._head_known:
+                self._head, self._head_known = head, True
+            return found
+
+        return known
 
     def recall(self, keys: Iterable[str]) -> dict[str, Recalled]:
         """First outcomes already stored for any of ``keys``, in one query."""
+        return self.recall_later(keys)()
+
+    def recall_later(
+        self, keys: Iterable[str], streams: Iterable[StreamId] = ()
+    ) -> Callable[[], dict[str, Recalled]]:
+        """``recall``, and the versions of ``streams`` looked up with it (what an append of them
+        would ask for), sent at once; the result waits for the answers and gives ``recall``'s.
+        Inside ``Sql.pipelined`` the database looks them up while the caller goes on."""
         unique = list(dict.fromkeys(keys))
-        found = self._recall(unique) if unique else {}
-        self._unused_keys.update(k for k in unique if k not in found)
-        return {k: Recalled(k, v) for k, v in found.items()}
+        answers = self._know(unique, list(dict.fromkeys(streams)))
+
+        def recalled() -> dict[str, Recalled]:
+            found = answers()
+            self._unused_keys.update(k for k in unique if k not in found)
+            return {k: Recalled(k, v) for k, v in found.items()}
+
+        return recalled
 
     def remember(self, outcomes: Mapping[str, bytes]) -> None:
         """Record idempotency keys whose first outcome wrote no event (a refused op)."""
@@ -328,7 +352,7 @@ class Transaction(abc.ABC):
             self.settle()
         keys = list(dict.fromkeys(k for k in wanted if k not in self._unused_keys))
         streams = list(dict.fromkeys(e.stream for r in requests for e in r.events))
-        found = self._know(keys, streams)
+        found = self._know(keys, streams)()
         recalled = {k: Recalled(k, v) for k, v in found.items()}
         # Moved on here, and kept only once every check passed: a caller may catch the error.
         versions = {s: self._versions[s] for s in streams}

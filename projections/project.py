@@ -8,7 +8,7 @@ it with the whole log. Same code, so the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 from uuid import UUID
@@ -88,7 +88,17 @@ def project(
 
 def epoch(sql: Sql, name: str = READ_TABLES) -> int:
     """The epoch pull cursors of projection ``name`` are issued under."""
-    row = sql.fetchone("SELECT epoch FROM projection_state WHERE name = ?", [name])
-    if row is None:
-        raise LookupError(f"no projection named {name!r}")
-    return int(row[0])
+    return epoch_later(sql, name)()
+
+
+def epoch_later(sql: Sql, name: str = READ_TABLES) -> Callable[[], int]:
+    """``epoch``, asked for now and read when the result is called (``Sql.send``)."""
+    rows = sql.send("SELECT epoch FROM projection_state WHERE name = ?", [name])
+
+    def read() -> int:
+        found = rows()
+        if not found:
+            raise LookupError(f"no projection named {name!r}")
+        return int(found[0][0])
+
+    return read

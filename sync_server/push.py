@@ -33,7 +33,7 @@ from event_store import AppendRequest, EventMetadata, EventStore, RecordedEvent,
 from event_store.store import Transaction
 from projections import tables
 from projections.apply import Loader, RowCache, apply_event, load_missing
-from projections.project import TableIO, epoch
+from projections.project import TableIO, epoch_later
 from projections.rows import TABLES, ReadRow, RowKey
 from projections.shows import live_cost_ids
 from schemas.entities import DELETE, UPDATE
@@ -118,18 +118,18 @@ def _push(
 ) -> Pushed:
     ops: list[Op | OpError] = [prepare_op(op, request.schema_version) for op in request.ops]
     keys = [OP_KEY_PREFIX + str(op.op_id) for op in request.ops]
-    recalled = tx.recall(keys)
-    deciding = [
-        op for op, key in zip(ops, keys, strict=True) if isinstance(op, Op) and key not in recalled
-    ]
+    valid = [op for op in ops if isinstance(op, Op)]
+    # Everything the batch reads is asked for at once, before any write is sent (in the
+    # pipelined transaction a read waits for every statement sent before it): the keys, the
+    # streams' versions (so that ``send`` needs no lookup), the epoch (it cannot move while the
+    # owner lock is held: a rebuild's swap waits for owner transactions), then the rows. The
+    # rows of ops that turn out to be duplicates are loaded for nothing; duplicates are rare.
+    recall = tx.recall_later(keys, (StreamId(op.entity, op.id) for op in valid))
+    cursor_epoch = epoch_later(tx.sql)
     cache = RowCache(lambda keys: tables.load_rows(tx.sql, origin.owner, keys))
-    projected = _Provisional(_load(tx, deciding, cache), cache, origin.owner, tx.now)
+    projected = _Provisional(_load(tx, valid, cache), cache, origin.owner, tx.now)
     working = projected.rows
-    # Read before any write is sent: in the pipelined transaction a read waits for every
-    # statement sent before it. The epoch cannot move while the owner lock is held (a rebuild's
-    # swap waits for owner transactions), and the versions let ``send`` go without a lookup.
-    cursor_epoch = epoch(tx.sql)
-    tx.stream_versions(StreamId(op.entity, op.id) for op in deciding)
+    recalled = recall()
 
     results: list[OpResult] = []
     requests: list[AppendRequest] = []
@@ -167,7 +167,7 @@ def _push(
     tx.remember(remembered)
     TableIO(tx.sql).save(origin.owner, projected.settled(tx.recorded))
     head = tx.recorded[0].position - 1 if tx.recorded else tables.head(tx.sql, origin.owner)
-    return Pushed(results, pull_cursors.Cursor(head, cursor_epoch), list(tx.recorded))
+    return Pushed(results, pull_cursors.Cursor(head, cursor_epoch()), list(tx.recorded))
 
 
 def _send(tx: Transaction, requests: list[AppendRequest], projected: _Provisional) -> None:
