@@ -53,6 +53,7 @@ SEND_EVERY: Final = 100
 _encode = msgspec.json.Encoder().encode
 _decode_result = msgspec.json.Decoder(OpResult).decode
 _SHOWS: Final = TABLES["show"]
+_INVENTORY: Final = TABLES["product"]
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,8 @@ def _decide(
     """Decide one op against the rows in memory; apply what it accepts to them."""
     working = projected.rows
     state = inputs.state_from_rows(op, working)
-    decision = decide(op, state, inputs.references_from_rows(op, working))
+    references = inputs.references_from_rows(op, working, projected.products)
+    decision = decide(op, state, references)
     if isinstance(decision, Conflicted):
         return OpResult(op.op_id, "conflict", conflict=decision.conflict), None
     if not isinstance(decision, Accepted):
@@ -258,6 +260,9 @@ class _Provisional:
         self.now = now
         self.applied = 0
         self.changed: dict[RowKey, None] = {}
+        # Every product row that may hold a sku an op looks up: those loaded by sku (``_load``)
+        # and those changed since. Others hold skus that no op of the batch names.
+        self.products: dict[RowKey, None] = dict.fromkeys(k for k in rows if k[0] == _INVENTORY)
 
     def apply(self, events: Sequence[PendingEvent]) -> None:
         for event in events:
@@ -281,7 +286,9 @@ class _Provisional:
                 recorded_at=self.now,
             )
             load_missing(recorded, self.rows, self.load)
-            self.changed.update(dict.fromkeys(apply_event(self.rows, recorded)))
+            changed = apply_event(self.rows, recorded)
+            self.changed.update(dict.fromkeys(changed))
+            self.products.update(dict.fromkeys(k for k in changed if k[0] == _INVENTORY))
 
     def settled(self, recorded: Sequence[RecordedEvent]) -> dict[RowKey, ReadRow]:
         """The rows changed since they were last taken whose last change the log has recorded

@@ -15,7 +15,7 @@ The caller's part, per op:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from uuid import UUID
 
 import msgspec
@@ -64,7 +64,12 @@ def state_from_rows(op: Op, rows: Mapping[RowKey, ReadRow]) -> EntityState | Non
     return None if row is None else EntityState.from_row(op.entity, row)
 
 
-def references_from_rows(op: Op, rows: Mapping[RowKey, ReadRow]) -> References:
+def references_from_rows(
+    op: Op, rows: Mapping[RowKey, ReadRow], products: Iterable[RowKey] | None = None
+) -> References:
+    """``products``: the keys among ``rows`` of every product row that may hold a sku the op
+    names (those loaded by sku, and those changed since); by default every row is looked at,
+    which for a batch of hundreds of ops made each product op walk every row of the batch."""
     needs = references_needed(op)
     referenced_shows = {
         key[1]: EntityState.from_row("show", row)
@@ -73,10 +78,14 @@ def references_from_rows(op: Op, rows: Mapping[RowKey, ReadRow]) -> References:
     }
     by_sku = {}
     if needs.skus:
+        candidates = rows.keys() if products is None else products
         by_sku = {
             row.data["sku"]: row.id
-            for (table, _), row in rows.items()
-            if table == _INVENTORY and not row.deleted and row.data["sku"] in needs.skus
+            for key in candidates
+            if key[0] == _INVENTORY
+            and (row := rows.get(key)) is not None
+            and not row.deleted
+            and row.data["sku"] in needs.skus
         }
     cascade: dict[UUID, list[UUID]] = {}
     if op.entity == "show" and op.action == DELETE:
