@@ -60,13 +60,29 @@ class WireDecimal(Decimal):
             raise ValueError(f"must be >= {cls.low}")
         if value > cls.high:
             raise ValueError(f"must be <= {cls.high}")
-        value = Decimal(value)
-        if _places(value) > MAX_PLACES:
+        text = None
+        if isinstance(raw, str):
+            # The canonical spelling straight from the plain text the pattern let through:
+            # Decimal's normalize, quantize and format cost three times as much, for every
+            # decimal of every op.
+            whole, _, fraction = raw.removeprefix("-").partition(".")
+            fraction = fraction.rstrip("0")
+            if len(fraction) > MAX_PLACES:
+                raise ValueError(f"must have at most {MAX_PLACES} decimal places")
+            fraction = fraction.ljust(cls.min_places, "0")
+            text = (whole.lstrip("0") or "0") + ("." + fraction if fraction else "")
+        elif _places(Decimal(value)) > MAX_PLACES:
             raise ValueError(f"must have at most {MAX_PLACES} decimal places")
         # Adding zero turns -0 into 0, so that zero has one spelling.
-        return cls(value + 0)
+        parsed = cls(Decimal(value) + 0)
+        parsed._canonical = text
+        return parsed
+
+    _canonical: str | None = None
 
     def canonical(self) -> str:
+        if self._canonical is not None:
+            return self._canonical
         places = max(self.min_places, _places(self))
         return format(Decimal(self).quantize(Decimal(1).scaleb(-places)), "f")
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.results import FieldError
 from schemas.validate import validate_action, validate_fields
+from schemas.values import Measure, Money, Percent, WireDecimal
 
 SHOW = {"date": "2026-12-01", "city": "Madrid", "country": "ES", "fee": "12000.00"}
 
@@ -29,6 +33,30 @@ def show_errors(**fields: Any) -> dict[str, str]:
 
 
 # --- decimals -----------------------------------------------------------------------------------
+
+
+@given(
+    whole=st.text("0123456789", min_size=1, max_size=14),
+    fraction=st.text("0123456789", max_size=6),
+    negative=st.booleans(),
+    kind=st.sampled_from([Money, Percent, Measure]),
+)
+def test_a_decimal_read_from_text_is_spelt_as_decimal_arithmetic_would(
+    whole: str, fraction: str, negative: bool, kind: type[WireDecimal]
+) -> None:
+    raw = ("-" if negative else "") + whole + (f".{fraction}" if fraction else "")
+    try:
+        parsed = kind.parse(raw)
+    except ValueError:
+        value = Decimal(raw)
+        assert value < kind.low or value > kind.high or len(fraction.rstrip("0")) > 4
+        return
+    places = max(kind.min_places, -min(0, Decimal(raw).normalize().as_tuple().exponent))
+    assert isinstance(places, int)
+    assert parsed.canonical() == format(
+        (Decimal(raw) + 0).quantize(Decimal(1).scaleb(-places)), "f"
+    )
+    assert parsed == Decimal(raw)
 
 
 @pytest.mark.parametrize(
