@@ -21,6 +21,8 @@ from decimal import Decimal, localcontext
 from typing import Any, Final, NamedTuple
 from uuid import UUID
 
+import msgspec
+
 from event_store import RecordedEvent, Sql, as_uuid
 from schemas.events import PRODUCT_SALE_RECORDED
 from schemas.values import Money
@@ -101,12 +103,43 @@ class SalesDaily:
                 (day.owner, day.day, day.product_id, total.units, _text(total.revenue),
                  total.sales)
             )  # fmt: skip
+        upsert = (
+            "ON CONFLICT (owner, day, product_id) DO UPDATE SET "
+            "units = excluded.units, revenue = excluded.revenue, sales = excluded.sales"
+        )
+        if sql.backend == "postgres":
+            # One JSON document parsed in C: executemany dumped every value in Python, and
+            # this runs in every server process while pushes are being served.
+            sql.execute(
+                "INSERT INTO sales_daily (owner, day, product_id, units, revenue, sales) "
+                "SELECT o, d, p, u, r, s FROM json_to_recordset(?::json) "
+                f"AS x(o uuid, d text, p uuid, u bigint, r text, s integer) {upsert}",
+                [_encode([_SalesRow(*row) for row in rows]).decode()],
+            )
+            return
         sql.executemany(
             "INSERT INTO sales_daily (owner, day, product_id, units, revenue, sales) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner, day, product_id) DO UPDATE SET "
-            "units = excluded.units, revenue = excluded.revenue, sales = excluded.sales",
+            f"VALUES (?, ?, ?, ?, ?, ?) {upsert}",
             rows,
         )
+
+
+class _SalesRow(msgspec.Struct):
+    o: UUID
+    d: str
+    p: UUID
+    u: int
+    r: str
+    s: int
+
+
+class _Wanted(msgspec.Struct):
+    o: UUID
+    d: str
+    p: UUID
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 def _text(amount: Decimal) -> str:
@@ -117,23 +150,35 @@ def _text(amount: Decimal) -> str:
 
 def _load(sql: Sql, days: Mapping[Day, Totals]) -> dict[Day, Totals]:
     found: dict[Day, Totals] = {}
-    keys = list(days)
-    for start in range(0, len(keys), 300):
-        chunk = keys[start : start + 300]
-        marks = ",".join("(?, ?, ?)" for _ in chunk)
-        if sql.backend == "postgres":
-            marks = marks.replace("(?, ?, ?)", "(?::uuid, ?, ?::uuid)", 1)
-        rows = sql.fetchall(
-            f"WITH wanted (o, d, p) AS (VALUES {marks}) SELECT s.owner, s.day, s.product_id, "
-            "s.units, s.revenue, s.sales FROM sales_daily s JOIN wanted "
-            "ON s.owner = wanted.o AND s.day = wanted.d AND s.product_id = wanted.p",
+    for owner, day, product_id, units, revenue, sales in _select_days(sql, list(days)):
+        found[Day(as_uuid(owner), day, as_uuid(product_id))] = Totals(
+            int(units), Decimal(revenue), int(sales)
+        )
+    return found
+
+
+_COLUMNS = "s.owner, s.day, s.product_id, s.units, s.revenue, s.sales"
+
+
+def _select_days(sql: Sql, days: list[Day]) -> list[Sequence[Any]]:
+    if sql.backend == "postgres":
+        # One JSON parameter, so the statement's text never changes (psycopg converts a
+        # statement of hundreds of placeholders in Python each time).
+        return sql.fetchall(
+            f"SELECT {_COLUMNS} FROM json_to_recordset(?::json) AS w(o uuid, d text, p uuid) "
+            "JOIN sales_daily s ON s.owner = w.o AND s.day = w.d AND s.product_id = w.p",
+            [_encode([_Wanted(*day) for day in days]).decode()],
+        )
+    rows: list[Sequence[Any]] = []
+    for start in range(0, len(days), 300):  # SQLite caps the number of parameters
+        chunk = days[start : start + 300]
+        rows += sql.fetchall(
+            f"WITH w (o, d, p) AS (VALUES {','.join('(?, ?, ?)' for _ in chunk)}) "
+            f"SELECT {_COLUMNS} FROM sales_daily s "
+            "JOIN w ON s.owner = w.o AND s.day = w.d AND s.product_id = w.p",
             [value for day in chunk for value in day],
         )
-        for owner, day, product_id, units, revenue, sales in rows:
-            found[Day(as_uuid(owner), day, as_uuid(product_id))] = Totals(
-                int(units), Decimal(revenue), int(sales)
-            )
-    return found
+    return rows
 
 
 class DayRow(NamedTuple):
