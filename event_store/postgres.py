@@ -100,6 +100,7 @@ _encode_rows = msgspec.json.Encoder().encode
 
 class PostgresSql(Sql):
     backend = "postgres"
+    pipelining = True
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self.connection = connection

@@ -80,6 +80,9 @@ class Sql(abc.ABC):
     """
 
     backend: Backend
+    pipelining: bool = False
+    """Whether ``pipelined`` lets the database work while Python goes on (PostgreSQL): only
+    then does it pay to send writes early, in several pieces."""
 
     @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:

@@ -154,7 +154,7 @@ def _push(
                 remembered[key] = _encode(result)
             else:
                 requests.append(append)
-                if len(requests) == SEND_EVERY:
+                if len(requests) == SEND_EVERY and tx.sql.pipelining:
                     _send(tx, requests, projected)
                     requests = []
         results.append(result)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from unittest.mock import patch
 from uuid import UUID
 
 import pytest
@@ -24,7 +25,7 @@ from event_store import EventStore
 from projections import tables
 from projections.apply import apply_events
 from projections.rows import ReadRow, RowKey
-from sync_server import pull_cursors
+from sync_server import pull_cursors, push
 from sync_server.pull import Since, pull
 
 KEY = pull_cursors.derive_key("property-test-secret")
@@ -35,13 +36,23 @@ def stores(store: EventStore) -> Iterator[EventStore]:
     yield store
 
 
+# How many accepted ops a push sends to the log at a time (``push.SEND_EVERY``): small, so that
+# the histories' batches cross those boundaries (rows settled and saved in several pieces).
+SENDING = st.sampled_from([1, 2, 3, push.SEND_EVERY])
+
+
 @HISTORIES
-@given(steps=STEPS, batching=BATCHING, data=st.data())
+@given(steps=STEPS, batching=BATCHING, sending=SENDING, data=st.data())
 def test_rebuild_equals_live_and_replays_change_nothing(
-    stores: EventStore, steps: list[Step], batching: tuple[list[int], list[bool]], data: Any
+    stores: EventStore,
+    steps: list[Step],
+    batching: tuple[list[int], list[bool]],
+    sending: int,
+    data: Any,
 ) -> None:
     store = stores
-    history = play(store, steps, *batching)
+    with patch.object(push, "SEND_EVERY", sending):
+        history = play(store, steps, *batching)
     live = live_rows(store, history.owner)
 
     # (a) The log alone gives back the read tables, row for row.
@@ -59,12 +70,17 @@ def test_rebuild_equals_live_and_replays_change_nothing(
 
 
 @HISTORIES
-@given(steps=STEPS, batching=BATCHING, data=st.data())
+@given(steps=STEPS, batching=BATCHING, sending=SENDING, data=st.data())
 def test_following_cursors_from_anywhere_yields_every_change_once(
-    stores: EventStore, steps: list[Step], batching: tuple[list[int], list[bool]], data: Any
+    stores: EventStore,
+    steps: list[Step],
+    batching: tuple[list[int], list[bool]],
+    sending: int,
+    data: Any,
 ) -> None:
     store = stores
-    history = play(store, steps, *batching)
+    with patch.object(push, "SEND_EVERY", sending):
+        history = play(store, steps, *batching)
     live = live_rows(store, history.owner)
     start = data.draw(st.sampled_from(history.cursors))
     limit = data.draw(st.integers(1, 6))
