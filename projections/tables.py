@@ -102,17 +102,18 @@ def _select_by_ids(
     sql: Sql, owner: UUID, table: str, ids: list[UUID]
 ) -> list[Callable[[], list[Sequence[Any]]]]:
     if sql.backend == "postgres":
-        # One text parameter, so the statement's text never changes: psycopg splits a statement
-        # at its placeholders in Python and caches only short ones, and an IN list of hundreds
-        # of placeholders cost more to convert than to run. One index probe per id, as for
-        # idempotency keys (``event_store/postgres.py``): ``id = ANY(…)`` let the planner read
-        # every row of an owner it thought small, so pushes slowed as a user's data grew.
+        # One JSON parameter (encoded in C), so the statement's text never changes: psycopg
+        # splits a statement at its placeholders in Python and caches only short ones, and an
+        # IN list of hundreds of placeholders cost more to convert than to run. One index probe
+        # per id, as for idempotency keys (``event_store/postgres.py``): ``id = ANY(…)`` let
+        # the planner read every row of an owner it thought small, so pushes slowed as a
+        # user's data grew.
         return [
             sql.send(
-                "SELECT t.* FROM unnest(string_to_array(?, ',')::uuid[]) AS w(id) CROSS JOIN "
-                f"LATERAL (SELECT {ROW_COLUMNS} FROM {table} WHERE owner = ? AND id = w.id "
-                "LIMIT 1) t",
-                [",".join(map(str, ids)), owner],
+                "SELECT t.* FROM json_array_elements_text(?::json) AS w(id) CROSS JOIN "
+                f"LATERAL (SELECT {ROW_COLUMNS} FROM {table} WHERE owner = ? "
+                "AND id = w.id::uuid LIMIT 1) t",
+                [_encoder.encode(ids).decode(), owner],
             )
         ]
     return [  # SQLite caps the number of parameters
