@@ -283,9 +283,10 @@ def _notify(connection: psycopg.Connection[Any], notices: Sequence[changes.Commi
     """
     try:
         with connection.transaction():
-            connection.execute("SET LOCAL synchronous_commit = off")
+            # One statement: the setting only matters at the commit, whatever the order.
             connection.execute(
-                f"SELECT pg_notify({changes.CHANNEL_SQL}, p) FROM unnest(%s::text[]) AS p",
+                "SELECT set_config('synchronous_commit', 'off', true), "
+                f"pg_notify({changes.CHANNEL_SQL}, p) FROM unnest(%s::text[]) AS p",
                 [[changes.encode(notice) for notice in notices]],
             )
     except psycopg.Error as error:
