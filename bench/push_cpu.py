@@ -8,7 +8,7 @@ difference is mostly waiting on the database), and the ops/s each would allow. `
 prints the functions that take the most CPU (cProfile, sorted by own time).
 
     .venv/bin/python bench/push_cpu.py [--backend postgres|sqlite] [--batch 500] [--batches 20]
-        [--profile]
+        [--profile] [--default-gc]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import os
 import pstats
 import random
@@ -35,6 +36,7 @@ from bench.sync import Device
 from event_store import EventStore, open_store
 from schemas.ops import PushRequest
 from schemas.results import PushResponse
+from sync_server.app import tune_collector
 from sync_server.push import Origin, push
 from sync_server.services import migrate_all
 
@@ -63,12 +65,31 @@ def handle(store: EventStore, body: bytes, origin: Origin) -> bytes:
     return _encode(PushResponse(pushed.results, "cursor"))
 
 
+class _CollectorClock:
+    """Time spent in the cyclic garbage collector (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.runs = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.runs += 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="leave the garbage collector as Python sets it"
+    )
     args = parser.parse_args()
 
     device = Device(random.Random(7))
@@ -79,6 +100,10 @@ def main() -> int:
         origin = Origin(uuid.uuid4(), device.client_id)
         for body in warm:
             handle(store, body, origin)
+        if not args.default_gc:
+            tune_collector()  # as a server does once started
+        collecting = _CollectorClock()
+        gc.callbacks.append(collecting)
         profiler = cProfile.Profile() if args.profile else None
         walls, cpus = [], []
         for body in bodies:
@@ -94,6 +119,8 @@ def main() -> int:
     print(f"{args.backend}, {args.batches} batches of {args.batch} ops, median per batch:")
     print(f"  wall {wall:7.1f} ms  ({args.batch / wall * 1000:8,.0f} ops/s)")
     print(f"  cpu  {cpu:7.1f} ms  ({args.batch / cpu * 1000:8,.0f} ops/s if Python were all)")
+    print(f"  garbage collection {collecting.seconds / len(bodies) * 1000:.2f} ms a batch "
+          f"(mean), {collecting.runs / len(bodies):.1f} collections a batch")  # fmt: skip
     if profiler:
         pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(35)
     return 0

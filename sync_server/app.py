@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.metadata
 import logging
 import os
@@ -106,6 +107,22 @@ def _version() -> str:
         return "0"
 
 
+def tune_collector() -> None:
+    """Make the cyclic garbage collector cheap for a server's kind of work.
+
+    What is alive once the app has started (modules, the app, pools, caches) lives as long as
+    the process: ``gc.freeze`` takes it out of the collector's generations, so that a full
+    collection no longer walks it. A request builds many short-lived containers (a push of 500
+    ops, tens of thousands), and with the default first generation of 700 allocations such a
+    push set off about 20 collections. Measured with ``bench/push_cpu.py`` (``--default-gc``
+    for the default): collections took 5 to 7 ms of a 500-op push, under 1.5 ms with both
+    changes.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(7000, 10, 10)
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
     settings = settings or (services.settings if services else Settings())
 
@@ -126,6 +143,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         for hook in app.state.startup_hooks:
             await hook(running)
         catching_up = CatchingUp.start(running.store, settings.catch_up_interval)
+        if own:
+            tune_collector()
         log.info(
             "serving",
             extra={"database": settings.display_database, "backend": running.store.backend},
