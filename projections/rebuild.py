@@ -210,7 +210,8 @@ class Replay:
         if not self.complete:
             self._prefetch(sql, wanted)
         for owner, owned in by_owner.items():
-            project(sql, owner, owned, self.rows.setdefault(owner, {}), io=self)
+            held = self.rows.setdefault(owner, {})
+            project(sql, owner, owned, held, io=self, complete=self.complete)
         self.events += len(events)
         changed, self.changed = self.changed, {}
         return changed
