@@ -1,11 +1,14 @@
 """CPU cost of ``rebuild`` per 100,000 events, on a log made by ``bench/rebuild.py``'s generator.
 
 Wall-clock rates swing with whatever else runs on the machine; the CPU time of this process (all
-its threads: feed reader, projector, writer) does not, so it is the figure to compare changes
-with. Each round rebuilds into empty read tables (the read tables are emptied first), then once
-with the tables already equal to the log.
+its threads: feed reader, projector, writer; and its fill processes) swings less, so it is the
+figure to compare changes with. PostgreSQL's CPU time is that of every ``postgres`` process on
+the machine (others' work included, if any). Each round rebuilds into empty read tables (the
+read tables are emptied first), then once with the tables already equal to the log, for each
+number of fill processes asked (alternated, for A/B on a busy machine).
 
-    .venv/bin/python bench/rebuild_cpu.py [--events 100000] [--rounds 3] [--profile out.prof]
+    .venv/bin/python bench/rebuild_cpu.py [--events 100000] [--rounds 3] [--workers 1,2]
+        [--profile out.prof]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import cProfile
 import functools
 import os
 import platform
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -76,17 +80,23 @@ def postgres_cpu() -> float:
     return total / tick
 
 
+def python_cpu() -> float:
+    """CPU seconds of this process and of its children that ended (the fill processes)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def measure(label: str, events: int, run: Callable[[], object]) -> tuple[float, float]:
     PHASES.clear()
-    cpu, wall, database = time.process_time(), time.perf_counter(), postgres_cpu()
+    cpu, wall, database = python_cpu(), time.perf_counter(), postgres_cpu()
     run()
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    cpu, wall = python_cpu() - cpu, time.perf_counter() - wall
     database = postgres_cpu() - database
     phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in PHASES.items())
     print(
-        f"  {label:28} {cpu / events * 100_000:5.2f} CPU-s/100k events "
+        f"  {label:30} {cpu / events * 100_000:5.2f} CPU-s/100k events "
         f"(PostgreSQL {database / events * 100_000:4.2f}) "
-        f"{events / wall:10,.0f} events/s (wall {wall:.1f} s: {phases}; CPU {cpu / wall:.0%})",
+        f"{events / wall:8,.0f} events/s (wall {wall:.1f} s: {phases})",
         flush=True,
     )
     return cpu, wall
@@ -94,7 +104,7 @@ def measure(label: str, events: int, run: Callable[[], object]) -> tuple[float, 
 
 def profiled(profiler: cProfile.Profile, store: EventStore) -> object:
     """``rebuild`` under ``profiler`` (its main thread only: not the reader's or the writer's)."""
-    return profiler.runcall(rebuild, store)
+    return profiler.runcall(rebuild, store, workers=1)
 
 
 def main() -> int:
@@ -103,8 +113,14 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--owners", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--workers",
+        default="auto",
+        help="fill processes, or a list to alternate in each round (1,2); auto: rebuild's choice",
+    )
     parser.add_argument("--profile", help="write a cProfile of the first empty-table rebuild")
     args = parser.parse_args()
+    choices = [None if w == "auto" else int(w) for w in args.workers.split(",")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}; load average {load_average()}")  # fmt: skip
     with fresh(args.backend, "/tmp", f"rebuild_cpu_{os.getpid()}") as store:
@@ -112,18 +128,18 @@ def main() -> int:
         print(f"{args.backend}: {events:,} events, {args.owners} owners")
         rebuild(store)  # warm up: connections, caches, the tables' pages
         for round_ in range(args.rounds):
-            empty_read_tables(store)
-            if args.profile and round_ == 0:
-                profiler = cProfile.Profile()
-                measure(
-                    "rebuild, empty (profiled)",
-                    events,
-                    functools.partial(profiled, profiler, store),
-                )
-                profiler.dump_stats(args.profile)
-            else:
-                measure("rebuild into empty tables", events, lambda: rebuild(store))
-            measure("rebuild, live equal to log", events, lambda: rebuild(store))
+            for workers in choices:
+                run = functools.partial(rebuild, store, workers=workers)
+                named = f"{workers or 'auto'} worker(s)"
+                empty_read_tables(store)
+                if args.profile and round_ == 0:
+                    profiler = cProfile.Profile()
+                    run = functools.partial(profiled, profiler, store)
+                    measure("rebuild, empty (profiled)", events, run)
+                    profiler.dump_stats(args.profile)
+                else:
+                    measure(f"into empty tables, {named}", events, run)
+                measure(f"live equal to log, {named}", events, run)
     if args.backend == "sqlite":
         os.remove(f"/tmp/rebuild_cpu_{os.getpid()}.db")
     print(f"load average at the end: {load_average()}")

@@ -56,6 +56,7 @@ from .events import (
     AppendResult,
     Checkpoint,
     EventMetadata,
+    FeedPart,
     NewEvent,
     Page,
     RecordedEvent,
@@ -468,7 +469,13 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def _read_all_rows(
-        self, sql: Sql, after: Checkpoint, limit: int, *, settled_only: bool = True
+        self,
+        sql: Sql,
+        after: Checkpoint,
+        limit: int,
+        *,
+        settled_only: bool = True,
+        part: FeedPart | None = None,
     ) -> list[Row]: ...
 
     @abc.abstractmethod
@@ -550,13 +557,22 @@ class EventStore(abc.ABC):
         """One owner's events recorded strictly after ``moment``, in log order."""
         return self._select(["owner = ?", "recorded_at > ?"], [owner, moment], "position", limit)
 
-    def read_all(self, after: Checkpoint = START, limit: int = 1000) -> Page:
-        """The global feed after ``after``: every owner's events, gap-free, in feed order."""
+    def read_all(
+        self, after: Checkpoint = START, limit: int = 1000, *, part: FeedPart | None = None
+    ) -> Page:
+        """The global feed after ``after``: every owner's events, gap-free, in feed order; or
+        only those of ``part`` (PostgreSQL only)."""
         with self.snapshot() as sql:
-            return self.read_feed(sql, after, limit)
+            return self.read_feed(sql, after, limit, part=part)
 
     def read_feed(
-        self, sql: Sql, after: Checkpoint, limit: int, *, appends_held: bool = False
+        self,
+        sql: Sql,
+        after: Checkpoint,
+        limit: int,
+        *,
+        appends_held: bool = False,
+        part: FeedPart | None = None,
     ) -> Page:
         """``read_all`` inside the caller's transaction ``sql``, so that what is read and what
         is written with it commit together (catch-up projectors). ``appends_held``: the caller
@@ -564,7 +580,7 @@ class EventStore(abc.ABC):
         read up to the newest one."""
         if limit < 1:
             raise ValueError("limit must be >= 1")
-        rows = self._read_all_rows(sql, after, limit, settled_only=not appends_held)
+        rows = self._read_all_rows(sql, after, limit, settled_only=not appends_held, part=part)
         events = [decode_row(row, self.registry) for row in rows]
         return Page(events, events[-1].checkpoint if events else after)
 

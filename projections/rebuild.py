@@ -37,6 +37,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import multiprocessing
+import os
+import pickle
 import queue
 import re
 import threading
@@ -49,7 +52,20 @@ from uuid import UUID
 
 import msgspec
 
-from event_store import START, Checkpoint, EventStore, Page, RecordedEvent, Sql, as_uuid
+from event_store import (
+    START,
+    Checkpoint,
+    EventStore,
+    FeedPart,
+    Page,
+    RecordedEvent,
+    Sql,
+    Timeouts,
+    UpcasterRegistry,
+    as_uuid,
+    open_store,
+)
+from event_store.events import part_of
 
 from . import projection_state, tables
 from .apply import keys_needed
@@ -71,6 +87,12 @@ NEEDS: Final[Mapping[str, tuple[str, ...]]] = {
 event needs the cost row to know which show it leaves."""
 
 ASIDE: Final = "__aside_"
+
+PARALLEL_FROM: Final = 200_000
+"""Events from which a PostgreSQL rebuild fills the copies in several processes: below, starting
+them costs more than they save."""
+MAX_WORKERS: Final = 4
+"""Fill processes at most (measured with two, on two cores: PostgreSQL shares them)."""
 
 Progress = Callable[[int, int], None]
 """Called with (events done, events in the log when the run started) after every page."""
@@ -278,13 +300,14 @@ def fill(
     after: Checkpoint = START,
     progress: Progress | None = None,
     total: int = 0,
+    part: FeedPart | None = None,
 ) -> Checkpoint:
-    """Project the feed after ``after`` into the copies, a page at a time, until a page comes
-    back short; return where it stopped. Each page is written in a transaction of its own that
-    renews the lease."""
+    """Project the feed after ``after`` (only ``part`` of it, if given) into the copies, a page
+    at a time, until a page comes back short; return where it stopped. Each page is written in
+    a transaction of its own that renews the lease."""
     checkpoint = after
     with _collector_paused(), _Writer(store, lease, replay.suffix) as writer:
-        for page in _read_ahead(store, after):
+        for page in _read_ahead(store, after, part):
             if page.events:
                 with store.snapshot() as sql:  # the cache may lack rows the copies hold
                     changed = replay.project(sql, page.events)
@@ -353,8 +376,10 @@ class _Writer:
 
     def _write(self, rows: Mapping[OwnedKey, ReadRow]) -> None:
         with self._store.sql() as sql:
-            self._lease.renew(sql)
             tables.save_many(sql, rows, suffix=self._suffix)
+            # Renewed last, so that the lease's row is locked only for the commit: the fill
+            # processes of a run renew the same lease, and each waited for the other's writes.
+            self._lease.renew(sql)
 
 
 @contextlib.contextmanager
@@ -382,7 +407,7 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _read_ahead(store: EventStore, after: Checkpoint) -> Iterator[Page]:
+def _read_ahead(store: EventStore, after: Checkpoint, part: FeedPart | None) -> Iterator[Page]:
     """The feed's pages after ``after``, up to the first short one, each read by a thread
     while the page before it is being projected (the database works while Python does)."""
     pages: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=1)
@@ -392,7 +417,7 @@ def _read_ahead(store: EventStore, after: Checkpoint) -> Iterator[Page]:
         checkpoint = after
         try:
             while not stop.is_set():
-                page = store.read_all(checkpoint, PAGE)
+                page = store.read_all(checkpoint, PAGE, part=part)
                 pages.put(page)
                 if len(page.events) < PAGE:
                     break
@@ -417,17 +442,160 @@ def _read_ahead(store: EventStore, after: Checkpoint) -> Iterator[Page]:
         reader.join()
 
 
-def _catch_up_held(store: EventStore, sql: Sql, replay: Replay, after: Checkpoint) -> None:
-    """Inside the locked transaction: project every event after ``after``."""
+def _catch_up_held(store: EventStore, sql: Sql, replay: Replay, filled: Filled) -> None:
+    """Inside the locked transaction: project every event the fill did not."""
     store.hold_appends(sql)
-    checkpoint = after
+    checkpoint = filled.after
     while True:
         page = store.read_feed(sql, checkpoint, PAGE, appends_held=True)
-        if page.events:
-            replay.apply(sql, page.events)
-            checkpoint = page.checkpoint
+        events = [event for event in page.events if not filled.holds(event)]
+        if events:
+            replay.apply(sql, events)
+        checkpoint = page.checkpoint
         if len(page.events) < PAGE:
             return
+
+
+@dataclass(frozen=True)
+class Filled:
+    """How far the fill went: part ``i`` of the feed split ``len(parts)`` ways, up to
+    ``parts[i]`` (a single part when one process filled)."""
+
+    parts: tuple[Checkpoint, ...]
+
+    @property
+    def after(self) -> Checkpoint:
+        return min(self.parts)
+
+    def holds(self, event: RecordedEvent) -> bool:
+        """Whether the fill projected ``event``."""
+        return event.checkpoint <= self.parts[part_of(event.owner, len(self.parts))]
+
+
+def workers_for(store: EventStore, events: int) -> int:
+    """How many processes fill the copies for a log of ``events``.
+
+    Python projecting every event is a rebuild's limit (PostgreSQL keeps up on another core),
+    and owners are independent: each process projects the events of its part of the owners.
+    Only on PostgreSQL, where the processes write at once (SQLite writes one at a time).
+    """
+    if store.backend != "postgres" or events < PARALLEL_FROM:
+        return 1
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one fill process is given (pickled: it is a new interpreter)."""
+
+    url: str
+    timeouts: Timeouts
+    registry: UpcasterRegistry
+    aside: Aside
+    holder: str
+    part: FeedPart
+    cache_rows: int
+
+
+_Report = tuple[int, int, Checkpoint | BaseException | None]
+"""(part, events projected so far, then where it stopped, or what it raised; None before)."""
+
+
+def _fill_part(job: _Job, reports: multiprocessing.queues.Queue[_Report]) -> None:
+    """The body of a fill process: ``fill`` with its part of the feed, on its own store."""
+    try:
+        store = open_store(job.url, registry=job.registry, pool_max=3, timeouts=job.timeouts)
+        try:
+            replay = Replay(job.aside, job.cache_rows)
+            lease = projection_state.Lease(store, READ_TABLES, job.holder)
+
+            def progress(events: int, _: int) -> None:
+                reports.put((job.part.index, events, None))
+
+            checkpoint = fill(store, replay, lease, START, progress, part=job.part)
+            reports.put((job.part.index, replay.events, checkpoint))
+        finally:
+            store.close()
+    except BaseException as error:
+        reports.put((job.part.index, -1, _sendable(error)))
+
+
+def _sendable(error: BaseException) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RebuildError(f"{type(error).__name__}: {error}")
+    return error
+
+
+def _fill_in_processes(
+    store: EventStore,
+    aside: Aside,
+    lease: projection_state.Lease,
+    count: int,
+    progress: Progress | None,
+    total: int,
+    cache_rows: int,
+) -> tuple[Filled, int]:
+    """``fill`` in ``count`` processes, each its part of the feed; returns how far they went
+    and the events they projected. A process that fails fails the run (the others are
+    stopped: the copies are dropped anyway)."""
+    from event_store.postgres import PostgresStore  # the feed is split only on PostgreSQL
+
+    assert isinstance(store, PostgresStore)
+    context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+    reports: multiprocessing.queues.Queue[_Report] = context.Queue()
+    jobs = [
+        _Job(
+            store.url,
+            store.timeouts,
+            store.registry,
+            aside,
+            lease.holder,
+            FeedPart(index, count),
+            max(1, cache_rows // count),
+        )
+        for index in range(count)
+    ]
+    processes = [
+        context.Process(
+            target=_fill_part,
+            args=(job, reports),
+            name=f"rebuild-fill-{job.part.index}",
+            daemon=True,
+        )
+        for job in jobs
+    ]
+    done: dict[int, Checkpoint] = {}
+    events = [0] * count
+    try:
+        for process in processes:
+            process.start()
+        while len(done) < count:
+            try:
+                index, projected, result = reports.get(timeout=1.0)
+            except queue.Empty:
+                # A process puts its last report before it exits: one gone without it died.
+                for index, process in enumerate(processes):
+                    if index not in done and not process.is_alive():
+                        raise RebuildError(
+                            f"fill process {index} died (exit code {process.exitcode})"
+                        ) from None
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            events[index] = projected
+            if result is not None:
+                done[index] = result
+            if progress is not None:
+                progress(sum(events), total)
+    finally:
+        for process in processes:
+            if process.is_alive():  # only after an error: the others have finished
+                process.terminate()
+            process.join()
+        reports.close()
+    return Filled(tuple(done[index] for index in range(count))), sum(events)
 
 
 # -- comparing and swapping -------------------------------------------------------------------
@@ -563,6 +731,7 @@ def _run_aside(
     progress: Progress | None,
     holder: str | None,
     cache_rows: int,
+    workers: int | None,
 ) -> tuple[T, int]:
     """Steps 1 to 3 of the module doc: build ``aside``, then, in the locked transaction, catch it
     up and call ``finish`` with that transaction. Returns what ``finish`` returned and the
@@ -576,10 +745,17 @@ def _run_aside(
             drop_leftovers(sql)
             aside.create(sql)
         try:
-            checkpoint = fill(store, replay, lease, START, progress, total)
+            count = workers_for(store, total) if workers is None else workers
+            if count > 1:
+                filled, replay.events = _fill_in_processes(
+                    store, aside, lease, count, progress, total, cache_rows
+                )
+                replay.drop_cache()  # the processes' rows are in the copies, not in this cache
+            else:
+                filled = Filled((fill(store, replay, lease, START, progress, total),))
             with store.sql() as sql:
                 lease.renew(sql)
-                _catch_up_held(store, sql, replay, checkpoint)
+                _catch_up_held(store, sql, replay, filled)
                 result = finish(sql)
                 aside.drop(sql)
             if progress is not None:  # never called under the lock: it may take its time
@@ -598,6 +774,7 @@ def rebuild(
     progress: Progress | None = None,
     holder: str | None = None,
     cache_rows: int = CACHE_ROWS,
+    workers: int | None = None,
 ) -> Rebuilt:
     """Rebuild ``requested`` read tables (all by default) from the log; see the module doc."""
     names = _tables(requested)
@@ -617,7 +794,9 @@ def rebuild(
         epoch = projection_state.new_epoch(sql, READ_TABLES, DEFINITION) if reset else latest.epoch
         return changed, epoch, reset
 
-    (changed, epoch, reset), events = _run_aside(store, aside, swap, progress, holder, cache_rows)
+    (changed, epoch, reset), events = _run_aside(
+        store, aside, swap, progress, holder, cache_rows, workers
+    )
     return Rebuilt(names, events, changed, epoch, reset)
 
 
@@ -627,6 +806,7 @@ def verify(
     progress: Progress | None = None,
     holder: str | None = None,
     cache_rows: int = CACHE_ROWS,
+    workers: int | None = None,
 ) -> list[Difference]:
     """Rebuild every read table aside and compare it with the live one; nothing live is
     written. Every difference, table by table."""
@@ -635,5 +815,5 @@ def verify(
     def differences(sql: Sql) -> list[Difference]:
         return [found for table in aside.tables for found in compare(sql, table, aside.name(table))]
 
-    found, _ = _run_aside(store, aside, differences, progress, holder, cache_rows)
+    found, _ = _run_aside(store, aside, differences, progress, holder, cache_rows, workers)
     return found
