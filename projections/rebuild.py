@@ -301,21 +301,22 @@ def fill(
     progress: Progress | None = None,
     total: int = 0,
     part: FeedPart | None = None,
+    page: int | None = None,
 ) -> Checkpoint:
     """Project the feed after ``after`` (only ``part`` of it, if given) into the copies, a page
     at a time, until a page comes back short; return where it stopped. Each page is written in
-    a transaction of its own that renews the lease."""
+    a transaction of its own that renews the lease. ``page``: events per page (``PAGE``)."""
     checkpoint = after
     with _collector_paused(), _Writer(store, lease, replay.suffix) as writer:
-        for page in _read_ahead(store, after, part):
-            if page.events:
+        for read in _read_ahead(store, after, part, page or PAGE):
+            if read.events:
                 with store.snapshot() as sql:  # the cache may lack rows the copies hold
-                    changed = replay.project(sql, page.events)
+                    changed = replay.project(sql, read.events)
                 writer.write(changed)
                 if replay.full:
                     writer.wait()
                     replay.drop_cache()
-                checkpoint = page.checkpoint
+                checkpoint = read.checkpoint
                 if progress is not None:
                     progress(replay.events, total)
     return checkpoint
@@ -407,7 +408,9 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _read_ahead(store: EventStore, after: Checkpoint, part: FeedPart | None) -> Iterator[Page]:
+def _read_ahead(
+    store: EventStore, after: Checkpoint, part: FeedPart | None, size: int
+) -> Iterator[Page]:
     """The feed's pages after ``after``, up to the first short one, each read by a thread
     while the page before it is being projected (the database works while Python does)."""
     pages: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=1)
@@ -417,9 +420,9 @@ def _read_ahead(store: EventStore, after: Checkpoint, part: FeedPart | None) -> 
         checkpoint = after
         try:
             while not stop.is_set():
-                page = store.read_all(checkpoint, PAGE, part=part)
+                page = store.read_all(checkpoint, size, part=part)
                 pages.put(page)
-                if len(page.events) < PAGE:
+                if len(page.events) < size:
                     break
                 checkpoint = page.checkpoint
         except BaseException as error:  # handed to the consumer, which raises it
@@ -495,6 +498,7 @@ class _Job:
     holder: str
     part: FeedPart
     cache_rows: int
+    page: int
 
 
 _Report = tuple[int, int, Checkpoint | BaseException | None]
@@ -512,7 +516,7 @@ def _fill_part(job: _Job, reports: multiprocessing.queues.Queue[_Report]) -> Non
             def progress(events: int, _: int) -> None:
                 reports.put((job.part.index, events, None))
 
-            checkpoint = fill(store, replay, lease, START, progress, part=job.part)
+            checkpoint = fill(store, replay, lease, START, progress, part=job.part, page=job.page)
             reports.put((job.part.index, replay.events, checkpoint))
         finally:
             store.close()
@@ -554,6 +558,7 @@ def _fill_in_processes(
             lease.holder,
             FeedPart(index, count),
             max(1, cache_rows // count),
+            PAGE,
         )
         for index in range(count)
     ]
