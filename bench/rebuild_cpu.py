@@ -3,9 +3,11 @@
 Wall-clock rates swing with whatever else runs on the machine; the CPU time of this process (all
 its threads: feed reader, projector, writer; and its fill processes) swings less, so it is the
 figure to compare changes with. PostgreSQL's CPU time is that of every ``postgres`` process on
-the machine (others' work included, if any). Each round rebuilds into empty read tables (the
-read tables are emptied first), then once with the tables already equal to the log, for each
-number of fill processes asked (alternated, for A/B on a busy machine).
+the machine (others' work included, if any), and that of the backends serving this process's
+own connections ("ours": exact, but without the fill processes' backends). Each round rebuilds
+into empty read tables (the read tables are emptied first), then once with the tables already
+equal to the log, for each number of fill processes asked (alternated, for A/B on a busy
+machine).
 
     .venv/bin/python bench/rebuild_cpu.py [--events 100000] [--rounds 3] [--workers 1,2]
         [--profile out.prof]
@@ -14,10 +16,12 @@ number of fill processes asked (alternated, for A/B on a busy machine).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import functools
 import os
 import platform
+import re
 import resource
 import sys
 import time
@@ -60,24 +64,49 @@ def empty_read_tables(store: EventStore) -> None:
             sql.execute(f"DELETE FROM {table}")
 
 
-def postgres_cpu() -> float:
-    """CPU seconds used so far by every PostgreSQL process on this machine still running (the
-    server's own, and others' if the machine is shared): what the database did for a run.
-    Backends that ended during the run are not counted; the store's pool keeps its own."""
+def postgres_cpu() -> tuple[float, float]:
+    """CPU seconds used so far by PostgreSQL processes still running: (all of them, those
+    serving this process's connections). The first includes others' work if the machine is
+    shared; the second is exact but misses the fill processes' backends (gone with them)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    mine = _own_ports()
+    everyone = own = 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)
+            with open(f"/proc/{pid}/cmdline") as command:
+                line = command.read()
         except OSError:
             continue
         if fields[0].endswith("(postgres"):
             values = fields[1].split()
-            total += int(values[11]) + int(values[12])  # utime, stime
-    return total / tick
+            used = int(values[11]) + int(values[12])  # utime, stime
+            everyone += used
+            port = re.search(r"\((\d+)\)", line)  # "postgres: … 127.0.0.1(45304) idle"
+            if port and int(port.group(1)) in mine:
+                own += used
+    return everyone / tick, own / tick
+
+
+def _own_ports() -> set[int]:
+    """Local TCP ports of this process's sockets."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                parts = line.split()
+                if parts[9] in inodes:
+                    ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def python_cpu() -> float:
@@ -88,14 +117,15 @@ def python_cpu() -> float:
 
 def measure(label: str, events: int, run: Callable[[], object]) -> tuple[float, float]:
     PHASES.clear()
-    cpu, wall, database = python_cpu(), time.perf_counter(), postgres_cpu()
+    cpu, wall, (database, own) = python_cpu(), time.perf_counter(), postgres_cpu()
     run()
     cpu, wall = python_cpu() - cpu, time.perf_counter() - wall
-    database = postgres_cpu() - database
+    after, own_after = postgres_cpu()
+    database, own = after - database, own_after - own
     phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in PHASES.items())
     print(
         f"  {label:30} {cpu / events * 100_000:5.2f} CPU-s/100k events "
-        f"(PostgreSQL {database / events * 100_000:4.2f}) "
+        f"(PostgreSQL {database / events * 100_000:4.2f}, ours {own / events * 100_000:4.2f}) "
         f"{events / wall:8,.0f} events/s (wall {wall:.1f} s: {phases})",
         flush=True,
     )

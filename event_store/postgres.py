@@ -105,9 +105,19 @@ class PostgresSql(Sql):
         cursor = self.connection.cursor(binary=binary)
         return cursor.execute(_pg(sql), params).fetchall()  # type: ignore[arg-type]
 
-    def copy(self, table: str, columns: str, rows: Iterable[Sequence[Any]]) -> None:
-        """COPY rows in: the fastest way in, and done in C by psycopg."""
-        with self.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+    def copy(
+        self,
+        table: str,
+        columns: str,
+        rows: Iterable[Sequence[Any]],
+        types: Sequence[str] | None = None,
+    ) -> None:
+        """COPY rows in: the fastest way in, and done in C by psycopg. With the columns'
+        ``types``, in binary: PostgreSQL then parses no uuid, number or time."""
+        binary = " (FORMAT BINARY)" if types is not None else ""
+        with self.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN{binary}") as copy:
+            if types is not None:
+                copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
 

@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -217,11 +217,11 @@ class Replay:
 
     def apply(self, sql: Sql, events: Sequence[RecordedEvent]) -> None:
         """Project a page and write the rows it changed, in ``sql``'s transaction."""
-        tables.save_many(sql, self.project(sql, events), suffix=self.suffix)
+        self.project(sql, events).write(sql, self.suffix)
         if self.full:
             self.drop_cache()
 
-    def project(self, sql: Sql, events: Sequence[RecordedEvent]) -> dict[OwnedKey, ReadRow]:
+    def project(self, sql: Sql, events: Sequence[RecordedEvent]) -> PageRows:
         """Project a page, reading what the cache lacks through ``sql``; return the rows it
         changed, which must be in the copies before the cache is dropped."""
         self._sql = sql
@@ -236,7 +236,15 @@ class Replay:
             project(sql, owner, owned, held, io=self, complete=self.complete)
         self.events += len(events)
         changed, self.changed = self.changed, {}
-        return changed
+        created: dict[OwnedKey, ReadRow] = {}
+        for event in wanted:
+            # A row is made by its stream's first event, and by no other: none is in the
+            # copies before the page that holds that event.
+            if event.version == 1:
+                key = (event.owner, TABLES[event.stream.type], event.stream.id)
+                if (row := changed.pop(key, None)) is not None:
+                    created[key] = row
+        return PageRows(created, changed)
 
     @property
     def full(self) -> bool:
@@ -291,6 +299,19 @@ class Replay:
     def save(self, owner: UUID, rows: Mapping[RowKey, ReadRow]) -> None:
         # ``project`` runs once per owner and page and hands each changed row once.
         self.changed.update({(owner, table, id_): row for (table, id_), row in rows.items()})
+
+
+class PageRows(NamedTuple):
+    """The rows a page changed."""
+
+    created: dict[OwnedKey, ReadRow]
+    """Those it made: not in the copies yet."""
+    updated: dict[OwnedKey, ReadRow]
+    """The others (in the copies, or written by a page still being written)."""
+
+    def write(self, sql: Sql, suffix: str) -> None:
+        tables.insert_new(sql, self.created, suffix=suffix)
+        tables.save_many(sql, self.updated, suffix=suffix)
 
 
 def fill(
@@ -361,7 +382,7 @@ class _Writer:
             if self._thread is not None:
                 self._thread.shutdown()
 
-    def write(self, rows: Mapping[OwnedKey, ReadRow]) -> None:
+    def write(self, rows: PageRows) -> None:
         """Write ``rows`` (maybe later); raise what the previous write raised."""
         self.wait()
         if self._thread is None:
@@ -375,9 +396,9 @@ class _Writer:
         if pending is not None:
             pending.result()
 
-    def _write(self, rows: Mapping[OwnedKey, ReadRow]) -> None:
+    def _write(self, rows: PageRows) -> None:
         with self._store.sql() as sql:
-            tables.save_many(sql, rows, suffix=self._suffix)
+            rows.write(sql, self._suffix)
             # Renewed last, so that the lease's row is locked only for the commit: the fill
             # processes of a run renew the same lease, and each waited for the other's writes.
             self._lease.renew(sql)
