@@ -9,12 +9,15 @@ How a rebuild stays invisible to pulls and loses no push
    are written in a short transaction of its own: pushes go on meanwhile (on SQLite they wait
    at most one page's write).
    Rows carry the positions of the events that made them, so they get the same ``sync_pos`` as
-   the live rows.
+   the live rows. On PostgreSQL a large log is filled by several processes at once, one per
+   core, each reading and projecting the events of its part of the owners (``FeedPart``):
+   owners' rows are independent, and one Python process projecting every event was a
+   rebuild's limit.
 3. **Catch up, then swap, under a short lock.** One transaction takes ``hold_appends`` (it waits
    for the owner transactions in flight and holds new ones at their start), projects what was
-   appended since the last page (every event is final now, so the feed is read to its end), and
-   then writes into the live tables only the rows that differ from the copies (insert, update,
-   delete), and drops the copies. It commits, and pushes resume: none was lost, since every
+   appended since the last page of each part (every event is final now, so the feed is read to
+   its end), and then writes into the live tables only the rows that differ from the copies
+   (insert, update, delete), and drops the copies. It commits, and pushes resume: none was lost, since every
    event committed before the lock is in the copies and none could commit during it.
 
 The swap writes rows in place rather than renaming tables because PostgreSQL's DDL is not MVCC
