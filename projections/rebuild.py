@@ -17,8 +17,9 @@ How a rebuild stays invisible to pulls and loses no push
    for the owner transactions in flight and holds new ones at their start), projects what was
    appended since the last page of each part (every event is final now, so the feed is read to
    its end), and then writes into the live tables only the rows that differ from the copies
-   (insert, update, delete), and drops the copies. It commits, and pushes resume: none was lost, since every
-   event committed before the lock is in the copies and none could commit during it.
+   (insert, update, delete), and drops the copies. It commits, and pushes resume: none was
+   lost, since every event committed before the lock is in the copies and none could commit
+   during it.
 
 The swap writes rows in place rather than renaming tables because PostgreSQL's DDL is not MVCC
 safe: a pull whose REPEATABLE READ snapshot was taken just before a rename committed would read
@@ -508,6 +509,10 @@ def workers_for(store: EventStore, events: int) -> int:
     """
     if store.backend != "postgres" or events < PARALLEL_FROM:
         return 1
+    try:  # the processes are given the registry: upcasters defined in place (lambdas) cannot be
+        pickle.dumps(store.registry)
+    except Exception:
+        return 1
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
@@ -523,6 +528,8 @@ class _Job:
     part: FeedPart
     cache_rows: int
     page: int
+    parent: int
+    """The pid of the process that runs the rebuild: its fill processes stop if it is gone."""
 
 
 _Report = tuple[int, int, Checkpoint | BaseException | None]
@@ -538,6 +545,8 @@ def _fill_part(job: _Job, reports: multiprocessing.queues.Queue[_Report]) -> Non
             lease = projection_state.Lease(store, READ_TABLES, job.holder)
 
             def progress(events: int, _: int) -> None:
+                if os.getppid() != job.parent:  # nobody would swap what this writes
+                    raise RebuildError("the rebuild that started this process is gone")
                 reports.put((job.part.index, events, None))
 
             checkpoint = fill(store, replay, lease, START, progress, part=job.part, page=job.page)
@@ -583,6 +592,7 @@ def _fill_in_processes(
             FeedPart(index, count),
             max(1, cache_rows // count),
             PAGE,
+            os.getpid(),
         )
         for index in range(count)
     ]

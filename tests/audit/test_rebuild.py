@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -382,6 +383,20 @@ def test_pushes_during_a_fill_in_processes_are_caught_up(store: EventStore) -> N
     for history, show_id in during:
         assert ("shows", show_id) in live_rows(store, history.owner)
     assert rebuild.verify(store) == []
+
+
+def test_processes_fill_only_large_postgresql_logs_whose_upcasters_they_can_be_given(
+    store: EventStore,
+) -> None:
+    large = rebuild.PARALLEL_FROM
+    if store.backend != "postgres":
+        assert rebuild.workers_for(store, large) == 1
+        return
+    assert rebuild.workers_for(store, large - 1) == 1
+    assert rebuild.workers_for(store, large) == min(rebuild.MAX_WORKERS, os.cpu_count() or 1)
+    store.registry.declare("show.created", 2)
+    store.registry.register("show.created", 1, lambda data: data)  # cannot be pickled
+    assert rebuild.workers_for(store, large) == 1
 
 
 def test_a_failing_fill_process_fails_the_rebuild_and_changes_nothing(store: EventStore) -> None:
