@@ -149,6 +149,18 @@ def test_verify_names_every_hand_edited_field_and_rebuild_restores_it(store: Eve
     assert page.reset is True
 
 
+def test_a_rebuild_fills_emptied_tables_back(store: EventStore) -> None:
+    history = a_history(store)
+    history.push([op("show", uuid.uuid4(), "create", show_data()) for _ in range(3)])
+    before = everything(store)
+    with store.sql() as sql:
+        for table in ("shows", "costs", "workouts", "inventory"):
+            sql.execute(f"DELETE FROM {table}")
+    done = rebuild.rebuild(store)
+    assert (done.changed, done.reset) == (len(before), True)
+    assert everything(store) == before
+
+
 def test_rebuilding_one_table_leaves_the_others_as_they_are(store: EventStore) -> None:
     owner = a_history(store).owner
     with store.sql() as sql:
