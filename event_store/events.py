@@ -110,6 +110,23 @@ class Checkpoint(msgspec.Struct, frozen=True, order=True, array_like=True):
 START = Checkpoint(0, 0)
 
 
+class FeedPart(msgspec.Struct, frozen=True):
+    """Part ``index`` of the global feed split ``count`` ways by owner: the events of the
+    owners whose id ends in a byte equal to ``index`` modulo ``count``. Owners' rows are
+    independent, so the parts can be projected apart (a rebuild, in several processes)."""
+
+    index: int
+    count: int
+
+    def holds(self, owner: UUID) -> bool:
+        return part_of(owner, self.count) == self.index
+
+
+def part_of(owner: UUID, count: int) -> int:
+    """The index of the part of the feed split ``count`` ways that holds ``owner``'s events."""
+    return owner.bytes[15] % count
+
+
 class AppendResult(msgspec.Struct, frozen=True):
     """What an append did: the new version of each stream and the positions written.
 

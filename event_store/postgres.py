@@ -34,7 +34,7 @@ from psycopg.types.json import set_json_loads
 
 from . import changes, listener
 from .errors import EventStoreError, StoreUnavailable
-from .events import Checkpoint, EventMetadata, NewEvent, StreamId
+from .events import Checkpoint, EventMetadata, FeedPart, NewEvent, StreamId
 from .store import (
     DEFAULT_TIMEOUTS,
     EventStore,
@@ -131,9 +131,19 @@ class PostgresSql(Sql):
         with self.connection.pipeline():
             yield
 
-    def copy(self, table: str, columns: str, rows: Iterable[Sequence[Any]]) -> None:
-        """COPY rows in: the fastest way in, and done in C by psycopg."""
-        with self.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+    def copy(
+        self,
+        table: str,
+        columns: str,
+        rows: Iterable[Sequence[Any]],
+        types: Sequence[str] | None = None,
+    ) -> None:
+        """COPY rows in: the fastest way in, and done in C by psycopg. With the columns'
+        ``types``, in binary: PostgreSQL then parses no uuid, number or time."""
+        binary = " (FORMAT BINARY)" if types is not None else ""
+        with self.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN{binary}") as copy:
+            if types is not None:
+                copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
 
@@ -521,6 +531,7 @@ class PostgresStore(EventStore):
         *,
         settled_only: bool = True,
         types: Collection[str] | None = None,
+        part: FeedPart | None = None,
     ) -> list[Row]:
         settled = (
             "AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint "
@@ -531,11 +542,26 @@ class PostgresStore(EventStore):
         if types is not None:
             columns = feed_columns("::text", "type = ANY(?::text[])")
             params = [list(types), list(types)]
-        return sql.fetchall(
+        if part is not None:  # the rule of ``FeedPart.holds``
+            settled += f"AND get_byte(uuid_send(owner), 15) % {part.count:d} = {part.index:d} "
+            # The planner has no statistics for that expression and guesses it keeps one row in
+            # 200: it then expects to read the whole rest of the feed for a page, and reads
+            # it all through a bitmap and sorts it, page after page (a million-event rebuild
+            # in two processes took longer than in one). Walking the feed's index in order
+            # and stopping at the LIMIT is the plan; without sorts it is the only one left.
+            sql.execute("SET LOCAL enable_sort = off")
+        # Binary: PostgreSQL then sends uuids, integers and times as they are stored instead
+        # of formatting them as text for psycopg to parse back; reading the feed took a third
+        # of the database's CPU and a fifth less of Python's (data and metadata stay text).
+        rows = sql.fetchall(
             f"SELECT {columns} FROM events WHERE (tx, position) > (?, ?) {settled}"
             "ORDER BY tx, position LIMIT ?",
             [*params, after.tx, after.position, limit],
+            binary=True,
         )
+        if part is not None:  # the caller's transaction goes on as it was
+            sql.execute("SET LOCAL enable_sort TO DEFAULT")
+        return rows
 
     @asynccontextmanager
     async def watch(self, deliver: changes.Deliver) -> AsyncIterator[None]:

@@ -28,7 +28,7 @@ import msgspec
 
 from . import chain, changes
 from .errors import StoreUnavailable
-from .events import Checkpoint, NewEvent, StreamId
+from .events import Checkpoint, FeedPart, NewEvent, StreamId
 from .rows import chunks
 from .store import (
     DEFAULT_TIMEOUTS,
@@ -310,7 +310,10 @@ class SqliteStore(EventStore):
         *,
         settled_only: bool = True,
         types: Collection[str] | None = None,
+        part: FeedPart | None = None,
     ) -> list[Row]:
+        if part is not None:  # a rebuild splits the feed only where it has cores to gain
+            raise NotImplementedError("the feed is split by owner only on PostgreSQL")
         # One writer at a time: commit order is position order, and tx == first position.
         columns, params = EVENT_COLUMNS, []
         if types is not None:

@@ -57,6 +57,7 @@ from .events import (
     AppendResult,
     Checkpoint,
     EventMetadata,
+    FeedPart,
     NewEvent,
     Page,
     RecordedEvent,
@@ -626,9 +627,11 @@ class EventStore(abc.ABC):
         *,
         settled_only: bool = True,
         types: Collection[str] | None = None,
+        part: FeedPart | None = None,
     ) -> list[Row]:
         """Rows of ``EVENT_COLUMNS``; with ``types``, data and metadata are NULL for the rows
-        of other types (they are read for the checkpoint only)."""
+        of other types (they are read for the checkpoint only); with ``part``, only the rows
+        of that part (PostgreSQL only)."""
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -709,10 +712,13 @@ class EventStore(abc.ABC):
         """One owner's events recorded strictly after ``moment``, in log order."""
         return self._select(["owner = ?", "recorded_at > ?"], [owner, moment], "position", limit)
 
-    def read_all(self, after: Checkpoint = START, limit: int = 1000) -> Page:
-        """The global feed after ``after``: every owner's events, gap-free, in feed order."""
+    def read_all(
+        self, after: Checkpoint = START, limit: int = 1000, *, part: FeedPart | None = None
+    ) -> Page:
+        """The global feed after ``after``: every owner's events, gap-free, in feed order; or
+        only those of ``part`` (PostgreSQL only)."""
         with self.snapshot() as sql:
-            return self.read_feed(sql, after, limit)
+            return self.read_feed(sql, after, limit, part=part)
 
     def read_feed(
         self,
@@ -722,6 +728,7 @@ class EventStore(abc.ABC):
         *,
         appends_held: bool = False,
         types: Collection[str] | None = None,
+        part: FeedPart | None = None,
     ) -> Page:
         """``read_all`` inside the caller's transaction ``sql``, so that what is read and what
         is written with it commit together (catch-up projectors). ``appends_held``: the caller
@@ -730,7 +737,9 @@ class EventStore(abc.ABC):
         others are not decoded, nor their data sent), but its checkpoint passes them all."""
         if limit < 1:
             raise ValueError("limit must be >= 1")
-        rows = self._read_all_rows(sql, after, limit, settled_only=not appends_held, types=types)
+        rows = self._read_all_rows(
+            sql, after, limit, settled_only=not appends_held, types=types, part=part
+        )
         if not rows:
             return Page([], after, 0)
         events = [

@@ -223,6 +223,22 @@ def save_many(sql: Sql, rows: Mapping[OwnedKey, ReadRow], *, suffix: str = "") -
             _save_sqlite(sql, table, name, table_rows)
 
 
+def insert_new(sql: Sql, rows: Mapping[OwnedKey, ReadRow], *, suffix: str = "") -> None:
+    """``save_many`` for rows known not to exist yet (the rows a rebuild's page created): on
+    PostgreSQL by a binary COPY, which costs the database a quarter of an upsert's work."""
+    if sql.backend != "postgres":
+        save_many(sql, rows, suffix=suffix)
+        return
+    by_table: dict[str, list[list[Any]]] = {}
+    for (owner, table, _), row in rows.items():
+        by_table.setdefault(table, []).append(_values(table, owner, row))
+    for table, values in by_table.items():
+        columns = columns_of(table)
+        sql.copy(  # type: ignore[attr-defined]
+            physical(table, suffix), ", ".join(columns), values, [_PG_TYPES[c] for c in columns]
+        )
+
+
 def columns_of(table: str) -> list[str]:
     """Every column of a read table, in the order rows are written."""
     return [
@@ -250,7 +266,7 @@ def _save_sqlite(sql: Sql, table: str, name: str, rows: list[tuple[UUID, ReadRow
 
 
 _PG_TYPES = {
-    "owner": "uuid", "id": "uuid", "version": "int", "sync_pos": "bigint",
+    "owner": "uuid", "id": "uuid", "version": "int4", "sync_pos": "int8",
     "created_at": "timestamptz", "updated_at": "timestamptz", "deleted_at": "timestamptz",
     "status": "text", "date": "text",
     "show_id": "uuid", "sku": "text", "low_stock": "boolean", "body": "text", "hidden": "text",

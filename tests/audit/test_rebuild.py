@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ from hypothesis import given
 from op_strategies import PRELUDE, STEPS, Step
 
 from event_store import EventStore
+from event_store.events import part_of
 from projections import projection_state, rebuild, tables
+from projections.apply import ProjectionError
 from projections.project import READ_TABLES, epoch
 from sync_server import pull_cursors
 from sync_server.pull import Since, pull
@@ -144,6 +147,18 @@ def test_verify_names_every_hand_edited_field_and_rebuild_restores_it(store: Eve
     key = pull_cursors.derive_key("test")
     page = pull(store, key, owner, Since(cursor=old_cursor), 100)
     assert page.reset is True
+
+
+def test_a_rebuild_fills_emptied_tables_back(store: EventStore) -> None:
+    history = a_history(store)
+    history.push([op("show", uuid.uuid4(), "create", show_data()) for _ in range(3)])
+    before = everything(store)
+    with store.sql() as sql:
+        for table in ("shows", "costs", "workouts", "inventory"):
+            sql.execute(f"DELETE FROM {table}")
+    done = rebuild.rebuild(store)
+    assert (done.changed, done.reset) == (len(before), True)
+    assert everything(store) == before
 
 
 def test_rebuilding_one_table_leaves_the_others_as_they_are(store: EventStore) -> None:
@@ -323,6 +338,98 @@ def test_a_rebuild_while_pushes_commit_loses_none_of_them(store: EventStore) -> 
     for history, show_id in pushed:
         assert ("shows", show_id) in live_rows(store, history.owner)
     assert rebuild.verify(store) == []
+
+
+# -- the fill in several processes (PostgreSQL) ----------------------------------------------
+
+
+def histories_in_both_parts(store: EventStore) -> list[History]:
+    """Owners with a history each, at least one in each half of the feed split two ways."""
+    histories: list[History] = []
+    while len({part_of(h.owner, 2) for h in histories}) < 2 or len(histories) < 4:
+        history = a_history(store)
+        history.push([op("show", uuid.uuid4(), "create", show_data()) for _ in range(3)])
+        histories.append(history)
+    return histories
+
+
+def test_a_fill_in_processes_builds_the_same_tables(store: EventStore) -> None:
+    if store.backend != "postgres":
+        pytest.skip("the feed is split by owner only on PostgreSQL")
+    histories = histories_in_both_parts(store)
+    before = everything(store)
+    with store.sql() as sql:  # a drifted row in each part
+        for history in histories:
+            sql.execute("UPDATE shows SET status = 'edited' WHERE owner = ?", [history.owner])
+    drifted = {(d.owner, d.id) for d in rebuild.verify(store, workers=2) if d.field == "status"}
+    assert {owner for owner, _ in drifted} == {history.owner for history in histories}
+    done = rebuild.rebuild(store, workers=2)
+    assert done.changed == len(drifted) and done.reset
+    assert done.events == store.count_events()
+    assert everything(store) == before
+    assert rebuild.rebuild(store, workers=2).changed == 0
+    with store.snapshot() as sql:
+        assert rebuild.drop_leftovers(sql) == []
+
+
+def test_pushes_during_a_fill_in_processes_are_caught_up(store: EventStore) -> None:
+    if store.backend != "postgres":
+        pytest.skip("the feed is split by owner only on PostgreSQL")
+    histories = histories_in_both_parts(store)
+    during: list[tuple[History, uuid.UUID]] = []
+
+    def push_meanwhile(done: int, total: int) -> None:
+        # Called as the processes report: some pushes land before a process's last page,
+        # some after it, and the catch-up must project exactly those no process did.
+        for history in histories:
+            the_op = op("show", uuid.uuid4(), "create", show_data())
+            assert history.push([the_op]) == ["applied"]
+            during.append((history, the_op.id))
+
+    page, rebuild.PAGE = rebuild.PAGE, 2  # many pages: pushes land between them
+    try:
+        done = rebuild.rebuild(store, progress=push_meanwhile, workers=2)
+    finally:
+        rebuild.PAGE = page
+    assert during and (done.changed, done.reset) == (0, False)
+    for history, show_id in during:
+        assert ("shows", show_id) in live_rows(store, history.owner)
+    assert rebuild.verify(store) == []
+
+
+def test_processes_fill_only_large_postgresql_logs_whose_upcasters_they_can_be_given(
+    store: EventStore,
+) -> None:
+    large = rebuild.PARALLEL_FROM
+    if store.backend != "postgres":
+        assert rebuild.workers_for(store, large) == 1
+        return
+    assert rebuild.workers_for(store, large - 1) == 1
+    assert rebuild.workers_for(store, large) == min(rebuild.MAX_WORKERS, os.cpu_count() or 1)
+    store.registry.declare("show.created", 2)
+    store.registry.register("show.created", 1, lambda data: data)  # cannot be pickled
+    assert rebuild.workers_for(store, large) == 1
+
+
+def test_a_failing_fill_process_fails_the_rebuild_and_changes_nothing(store: EventStore) -> None:
+    if store.backend != "postgres":
+        pytest.skip("the feed is split by owner only on PostgreSQL")
+    histories = histories_in_both_parts(store)
+    with store.sql() as sql:  # a drifted row the rebuild would put back
+        sql.execute("UPDATE shows SET status = 'edited' WHERE owner = ?", [histories[0].owner])
+    before = everything(store)
+    with store.sql() as sql:  # an event no projector knows: its process raises
+        sql.execute(
+            "INSERT INTO events (owner, stream_type, stream_id, version, type, schema_version, "
+            "data, metadata, recorded_at) VALUES (?, 'show', ?, 1, 'show.teleported', 1, '{}', "
+            "'{}', now())",
+            [histories[-1].owner, uuid.uuid4()],
+        )
+    with pytest.raises(ProjectionError, match="teleported"):
+        rebuild.rebuild(store, workers=2)
+    assert everything(store) == before
+    with store.snapshot() as sql:
+        assert rebuild.drop_leftovers(sql) == []
 
 
 # -- the CLI ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from event_store import (
     ConcurrencyError,
     EventMetadata,
     EventStore,
+    FeedPart,
     InvalidAppend,
     MigrationError,
     MigrationSet,
@@ -307,6 +308,30 @@ def test_a_feed_of_some_types_passes_over_the_others_without_missing_any(
     last = store.read_all(START, 100).checkpoint
     with store.sql() as sql:  # the checkpoint ends past the last event, wanted or not
         assert store.read_feed(sql, START, 100, types=wanted).checkpoint == last
+
+
+def test_the_parts_of_the_feed_split_it_by_owner(store: EventStore) -> None:
+    owners = [uuid.UUID(int=(0x1234 << 64) | last) for last in range(0, 256, 23)]  # last bytes
+    owners += [uuid.uuid4() for _ in range(6)]
+    written = {owner: store.append(owner, [event(stream(), n=1), event(stream(), n=2)])
+               for owner in owners}  # fmt: skip
+    feed_settled(store, max(result.last_position for result in written.values()))
+    everything = [e.position for e in store.iter_all()]
+    if store.backend != "postgres":
+        with pytest.raises(NotImplementedError):
+            store.read_all(START, 10, part=FeedPart(0, 2))
+        return
+    for count in (1, 2, 3):
+        seen: list[int] = []
+        for index in range(count):
+            part, checkpoint, read = FeedPart(index, count), START, []
+            while (page := store.read_all(checkpoint, 3, part=part)).events:
+                assert all(part.holds(e.owner) for e in page.events)
+                read += page.events
+                checkpoint = page.checkpoint
+            assert [e.position for e in read] == sorted(e.position for e in read)
+            seen += [e.position for e in read]
+        assert sorted(seen) == everything  # each event in exactly one part
 
 
 def test_old_event_shapes_are_upcast_on_read(store: EventStore) -> None:
