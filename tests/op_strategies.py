@@ -46,7 +46,8 @@ SHOW_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "mgmt_pct": percent(),
     "booking_pct": percent(),
     "wht_pct": percent(),
-    "notes": st.none() | st.text(max_size=20),
+    # Any text but NUL, which validation refuses (PostgreSQL cannot store it).
+    "notes": st.none() | st.text(st.characters(exclude_characters="\x00"), max_size=20),
 }
 
 SHOW_REQUIRED = ("date", "city", "country", "fee")
