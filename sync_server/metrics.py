@@ -12,6 +12,7 @@ outside the HTTP set are ``other``, op statuses and sources are closed sets.
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import Iterable
 from typing import Final
@@ -75,8 +76,10 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 
 def record_ops(source: str, results: Iterable[OpResult], events: int) -> None:
-    for result in results:
-        OPS.labels(source, result.status).inc()
+    # One increment per status, not per op: a labelled increment costs microseconds, and a
+    # push answers hundreds of ops.
+    for status, count in collections.Counter(result.status for result in results).items():
+        OPS.labels(source, status).inc(count)
     if events:
         EVENTS.labels(source).inc(events)
 
