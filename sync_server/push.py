@@ -166,7 +166,7 @@ def _push(
     if requests:
         tx.send(requests)
     tx.remember(remembered)
-    TableIO(tx.sql).save(origin.owner, projected.settled(tx.recorded))
+    TableIO(tx.sql).save(origin.owner, projected.settled(tx.recorded, last=True))
     head = tx.recorded[0].position - 1 if tx.recorded else tables.head(tx.sql, origin.owner)
     return Pushed(results, pull_cursors.Cursor(head, cursor_epoch()), list(tx.recorded))
 
@@ -290,10 +290,13 @@ class _Provisional:
             self.changed.update(dict.fromkeys(changed))
             self.products.update(dict.fromkeys(k for k in changed if k[0] == _INVENTORY))
 
-    def settled(self, recorded: Sequence[RecordedEvent]) -> dict[RowKey, ReadRow]:
+    def settled(
+        self, recorded: Sequence[RecordedEvent], *, last: bool = False
+    ) -> dict[RowKey, ReadRow]:
         """The rows changed since they were last taken whose last change the log has recorded
-        (``recorded``: the first events applied, in order), with their real positions."""
-        if len(recorded) > self.applied:
+        (``recorded``: the first events applied, in order), with their real positions.
+        ``last``: every event applied is recorded, so every changed row must come out."""
+        if len(recorded) > self.applied or (last and len(recorded) != self.applied):
             raise AssertionError(f"{self.applied} events applied, {len(recorded)} recorded")
         known = len(recorded)
         settled = {}
@@ -302,6 +305,8 @@ class _Provisional:
             real = recorded[row.sync_pos - 1].position
             settled[key] = msgspec.structs.replace(row, sync_pos=real)
             del self.changed[key]
+        if last and self.changed:
+            raise AssertionError(f"{len(self.changed)} changed rows have no recorded position")
         return settled
 
 
