@@ -14,7 +14,6 @@ prints the functions that take the most CPU (cProfile, sorted by own time).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import gc
 import os
@@ -25,35 +24,21 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import msgspec
 
-from bench.append import load_average, postgres_schema
+from bench.append import load_average
+from bench.rebuild import fresh
 from bench.sync import Device
-from event_store import EventStore, open_store
+from event_store import EventStore
 from schemas.ops import PushRequest
 from schemas.results import PushResponse
 from sync_server.app import tune_collector
 from sync_server.push import Origin, push
-from sync_server.services import migrate_all
 
 _encode = msgspec.json.Encoder().encode
-
-
-@contextlib.contextmanager
-def fresh(backend: str) -> Iterator[EventStore]:
-    with contextlib.ExitStack() as stack:
-        if backend == "sqlite":
-            tmp = stack.enter_context(tempfile.TemporaryDirectory())
-            store = open_store(f"sqlite:///{tmp}/push.db")
-        else:
-            store = open_store(stack.enter_context(postgres_schema()), pool_min=1, pool_max=4)
-        stack.callback(store.close)
-        migrate_all(store)
-        yield store
 
 
 def handle(store: EventStore, body: bytes, origin: Origin) -> bytes:
@@ -96,7 +81,7 @@ def main() -> int:
     warm = [device.batch(100)[0] for _ in range(4)]
     bodies = [device.batch(args.batch)[0] for _ in range(args.batches)]
     print(f"load average {load_average()}")
-    with fresh(args.backend) as store:
+    with tempfile.TemporaryDirectory() as tmp, fresh(args.backend, tmp, "push") as store:
         origin = Origin(uuid.uuid4(), device.client_id)
         for body in warm:
             handle(store, body, origin)

@@ -195,12 +195,6 @@ class PostgresTransaction(Transaction):
             [_encode_rows(keys).decode(), self.owner],
         )
 
-    def _current_versions(self, streams: Sequence[StreamId]) -> dict[StreamId, int]:
-        return {StreamId(t, i): v for t, i, v, _ in self._versions_cursor(streams) if v is not None}
-
-    def _recall(self, keys: Sequence[str]) -> dict[str, bytes]:
-        return {k: bytes(v) for k, v in self._recall_cursor(keys)}
-
     def _lookup(
         self, keys: Sequence[str], streams: Sequence[StreamId]
     ) -> Callable[[], tuple[dict[str, bytes], dict[StreamId, int], bytes | None]]:

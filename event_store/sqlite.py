@@ -110,6 +110,15 @@ class SqliteSql(Sql):
 class SqliteTransaction(Transaction):
     sql: SqliteSql
 
+    def _lookup(
+        self, keys: Sequence[str], streams: Sequence[StreamId]
+    ) -> Callable[[], tuple[dict[str, bytes], dict[StreamId, int], bytes | None]]:
+        # One connection, no pipeline: the answers are in when this returns.
+        recalled = self._recall(keys) if keys else {}
+        versions = self._current_versions(streams) if streams else {}
+        found = recalled, versions, self._chain_head() if streams else None
+        return lambda: found
+
     def _current_versions(self, streams: Sequence[StreamId]) -> dict[StreamId, int]:
         found: dict[StreamId, int] = {}
         # One statement per chunk; SQLite caps the number of parameters.

@@ -157,13 +157,13 @@ def utc_now() -> datetime:
 class _Sent:
     """One ``send``: what it writes, and its results once the positions are known."""
 
-    def __init__(self, requests: Sequence[AppendRequest]) -> None:
+    def __init__(self, requests: Sequence[AppendRequest], wanted: bool) -> None:
+        self.wanted = wanted  # whether the caller waits for the results (``append_batch``)
         self.results: list[AppendResult | None] = [None] * len(requests)
         self.repeats: dict[int, int] = {}  # a repeated key's index -> its first use's index
         self.to_write: list[tuple[int, AppendRequest, list[int]]] = []
         self.pending: list[tuple[NewEvent, int]] = []
         self.positions: Callable[[], tuple[list[int], int]] = lambda: ([], 0)
-        self.wanted = False  # whether the caller waits for the results (``append_batch``)
 
     def final_results(self) -> list[AppendResult]:
         return [r for r in self.results if r is not None]
@@ -209,27 +209,19 @@ class Transaction(abc.ABC):
 
     # -- what a backend supplies -------------------------------------------------------------
 
-    @abc.abstractmethod
-    def _current_versions(self, streams: Sequence[StreamId]) -> dict[StreamId, int]: ...
-
-    @abc.abstractmethod
-    def _recall(self, keys: Sequence[str]) -> dict[str, bytes]: ...
-
     def _chain_head(self) -> bytes | None:
         """The hash that ends this owner's chain (``event_chains``), None for a new owner."""
         row = self.sql.fetchone("SELECT hash FROM event_chains WHERE owner = ?", [self.owner])
         return None if row is None else bytes(row[0])
 
+    @abc.abstractmethod
     def _lookup(
         self, keys: Sequence[str], streams: Sequence[StreamId]
     ) -> Callable[[], tuple[dict[str, bytes], dict[StreamId, int], bytes | None]]:
-        """The lookups an append starts with: keys, versions and the owner's chain head, and
-        how to get their answers. A backend may send them in fewer round trips, and (inside
-        ``Sql.pipelined``) let the caller go on while the database looks them up."""
-        recalled = self._recall(keys) if keys else {}
-        versions = self._current_versions(streams) if streams else {}
-        found = recalled, versions, self._chain_head() if streams else None
-        return lambda: found
+        """The lookups an append starts with, and how to get their answers: the stored outcome
+        of each of ``keys`` found, the version of each of ``streams`` that has events, and the
+        owner's chain head (when ``streams`` is not empty). A backend may send them in fewer
+        round trips, and (inside ``Sql.pipelined``) let the caller go on meanwhile."""
 
     @abc.abstractmethod
     def _insert(
@@ -321,8 +313,7 @@ class Transaction(abc.ABC):
         ``ConcurrencyError`` before any position is taken; the caller's transaction then rolls
         back, so nothing of the batch is written.
         """
-        sent = self._send(requests)
-        sent.wanted = True
+        sent = self._send(requests, wanted=True)
         self.settle()
         return sent.final_results()
 
@@ -344,24 +335,24 @@ class Transaction(abc.ABC):
         for one in sent:
             self._settle(one)
 
-    def _send(self, requests: Sequence[AppendRequest]) -> _Sent:
+    def _send(self, requests: Sequence[AppendRequest], *, wanted: bool = False) -> _Sent:
         if not requests:
             raise InvalidAppend("an append needs at least one event")
         for request in requests:
             _validate(request)
-        wanted = [k for r in requests if (k := r.idempotency_key)]
-        if self._sent_keys.intersection(wanted):
+        named = [k for r in requests if (k := r.idempotency_key)]
+        if self._sent_keys.intersection(named):
             # A key sent but not yet written (its outcome needs positions): write it first, so
             # that the lookup below finds it.
             self.settle()
-        keys = list(dict.fromkeys(k for k in wanted if k not in self._unused_keys))
+        keys = list(dict.fromkeys(k for k in named if k not in self._unused_keys))
         streams = list(dict.fromkeys(e.stream for r in requests for e in r.events))
         found = self._know(keys, streams)()
         recalled = {k: Recalled(k, v) for k, v in found.items()}
         # Moved on here, and kept only once every check passed: a caller may catch the error.
         versions = {s: self._versions[s] for s in streams}
 
-        sent = _Sent(requests)
+        sent = _Sent(requests, wanted)
         first_use: dict[str, int] = {}
         for index, request in enumerate(requests):
             key = request.idempotency_key
@@ -747,8 +738,8 @@ class EventStore(abc.ABC):
             for row in rows
             if types is None or row[_DATA] is not None
         ]
-        last = rows[-1]
-        return Page(events, Checkpoint(last[1], last[0]), len(rows))
+        position, tx = rows[-1][:2]  # EVENT_COLUMNS begins with them
+        return Page(events, Checkpoint(tx=tx, position=position), len(rows))
 
     def iter_all(self, after: Checkpoint = START, batch: int = 5000) -> Iterator[RecordedEvent]:
         """Every event after ``after`` in feed order, fetched a page at a time."""
