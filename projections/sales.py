@@ -23,7 +23,7 @@ from uuid import UUID
 
 import msgspec
 
-from event_store import RecordedEvent, Sql, as_uuid
+from event_store import RecordedEvent, Sql, as_uuid, chunks
 from schemas.events import PRODUCT_SALE_RECORDED
 from schemas.values import Money
 
@@ -170,8 +170,7 @@ def _select_days(sql: Sql, days: list[Day]) -> list[Sequence[Any]]:
             [_encode([_Wanted(*day) for day in days]).decode()],
         )
     rows: list[Sequence[Any]] = []
-    for start in range(0, len(days), 300):  # SQLite caps the number of parameters
-        chunk = days[start : start + 300]
+    for chunk in chunks(days, 300):  # SQLite caps the number of parameters
         rows += sql.fetchall(
             f"WITH w (o, d, p) AS (VALUES {','.join('(?, ?, ?)' for _ in chunk)}) "
             f"SELECT {_COLUMNS} FROM sales_daily s "

@@ -180,7 +180,8 @@ def load_many(sql: Sql, keys: Iterable[OwnedKey], *, suffix: str = "") -> dict[O
         name = physical(table, suffix)
         unique = list(dict.fromkeys(pairs))
         if sql.backend == "postgres":
-            # One text parameter, as in _select_by_ids: the statement's text never changes.
+            # One text parameter, so the statement's text never changes (psycopg converts a
+            # statement of hundreds of placeholders in Python each time).
             batches: Iterable[Sequence[tuple[UUID, UUID]]] = [unique]
             wanted = (
                 "SELECT split_part(x, '/', 1)::uuid AS o, split_part(x, '/', 2)::uuid AS i "

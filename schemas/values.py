@@ -71,10 +71,9 @@ class WireDecimal(Decimal):
                 raise ValueError(f"must have at most {MAX_PLACES} decimal places")
             fraction = fraction.ljust(cls.min_places, "0")
             text = (whole.lstrip("0") or "0") + ("." + fraction if fraction else "")
-        elif _places(Decimal(value)) > MAX_PLACES:
-            raise ValueError(f"must have at most {MAX_PLACES} decimal places")
-        # Adding zero turns -0 into 0, so that zero has one spelling.
-        parsed = cls(Decimal(value) + 0)
+        # (An integer has no places to count.) Adding zero turns -0 into 0, so that zero has
+        # one spelling.
+        parsed = cls(value + 0)
         parsed._canonical = text
         return parsed
 
