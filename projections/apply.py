@@ -143,6 +143,12 @@ def load_missing(event: RecordedEvent, rows: MutableMapping[RowKey, ReadRow], lo
 
     Rows already in ``rows`` are never replaced: in a push they hold the batch's newer state.
     """
+    if event.stream.type != costs.ENTITY:
+        # Only a cost event reaches past its own row (``keys_needed``): the common case, without
+        # building a set per event.
+        key = key_of(event.stream)
+        if key is None or key in rows:
+            return
     asked: set[RowKey] = set()
     # Not ``needed - rows.keys()``: a set minus a dict view iterates the whole view, which made
     # every op of a push walk every row loaded for the batch (quadratic in the batch size).

@@ -64,8 +64,13 @@ def key_of(stream: StreamId) -> RowKey | None:
     return None if table is None else (table, stream.id)
 
 
-def field_versions(row: ReadRow) -> dict[str, int]:
-    return dict(row.hidden.get(FIELD_VERSIONS, {}))
+def field_versions(row: ReadRow) -> Mapping[str, int]:
+    """Client-writable field -> the stream version at which it last changed: the row's own
+    mapping, not a copy (rows are never changed in place)."""
+    return row.hidden.get(FIELD_VERSIONS, _NO_VERSIONS)  # type: ignore[no-any-return]
+
+
+_NO_VERSIONS: Mapping[str, int] = {}
 
 
 def with_field_versions(

@@ -120,6 +120,7 @@ def _push(
     ops: list[Op | OpError] = [prepare_op(op, request.schema_version) for op in request.ops]
     keys = [OP_KEY_PREFIX + str(op.op_id) for op in request.ops]
     valid = [op for op in ops if isinstance(op, Op)]
+    needs = [inputs.references_needed(op) for op in valid]
     # Everything the batch reads is asked for at once, before any write is sent (in the
     # pipelined transaction a read waits for every statement sent before it): the keys, the
     # streams' versions (so that ``send`` needs no lookup), the epoch (it cannot move while the
@@ -128,7 +129,7 @@ def _push(
     recall = tx.recall_later(keys, (StreamId(op.entity, op.id) for op in valid))
     cursor_epoch = epoch_later(tx.sql)
     cache = RowCache(lambda keys: tables.load_rows(tx.sql, origin.owner, keys))
-    projected = _Provisional(_load(tx, valid, cache), cache, origin.owner, tx.now)
+    projected = _Provisional(_load(tx, valid, needs, cache), cache, origin.owner, tx.now)
     working = projected.rows
     recalled = recall()
 
@@ -136,7 +137,9 @@ def _push(
     requests: list[AppendRequest] = []
     remembered: dict[str, bytes] = {}
     first: dict[UUID, OpResult] = {}
+    needs_of = iter(needs)
     for original, op, key in zip(request.ops, ops, keys, strict=True):
+        op_needs = next(needs_of) if isinstance(op, Op) else None
         if original.op_id in first:
             results.append(_duplicate(original.op_id, first[original.op_id]))
             continue
@@ -148,7 +151,8 @@ def _push(
         else:
             if at_current_version:
                 op = _at_current_version(op, working)
-            result, append = _decide(op, key, projected, origin)
+            assert op_needs is not None
+            result, append = _decide(op, op_needs, key, projected, origin)
             if append is None:
                 # Refused, or an update that changed nothing: no event carries the key.
                 remembered[key] = _encode(result)
@@ -187,12 +191,12 @@ def _send(tx: Transaction, requests: list[AppendRequest], projected: _Provisiona
 
 
 def _decide(
-    op: Op, key: str, projected: _Provisional, origin: Origin
+    op: Op, needs: inputs.Needs, key: str, projected: _Provisional, origin: Origin
 ) -> tuple[OpResult, AppendRequest | None]:
     """Decide one op against the rows in memory; apply what it accepts to them."""
     working = projected.rows
     state = inputs.state_from_rows(op, working)
-    references = inputs.references_from_rows(op, working, projected.products)
+    references = inputs.references_from_rows(op, working, projected.with_sku, needs)
     decision = decide(op, state, references)
     if isinstance(decision, Conflicted):
         return OpResult(op.op_id, "conflict", conflict=decision.conflict), None
@@ -260,18 +264,26 @@ class _Provisional:
         self.now = now
         self.applied = 0
         self.changed: dict[RowKey, None] = {}
-        # Every product row that may hold a sku an op looks up: those loaded by sku (``_load``)
-        # and those changed since. Others hold skus that no op of the batch names.
-        self.products: dict[RowKey, None] = dict.fromkeys(k for k in rows if k[0] == _INVENTORY)
+        # sku -> the product rows that held it when loaded (by key or by sku, ``_load``) or
+        # changed since: the only rows in which an op can find a sku it names.
+        self._skus: dict[str, list[RowKey]] = {}
+        for key, row in rows.items():
+            if key[0] == _INVENTORY:
+                self._skus.setdefault(row.data["sku"], []).append(key)
+
+    def with_sku(self, sku: str) -> list[RowKey]:
+        """Keys of the rows that may hold ``sku`` now (whoever reads them checks)."""
+        return self._skus.get(sku, [])
 
     def apply(self, events: Sequence[PendingEvent]) -> None:
+        rows = self.rows
         for event in events:
             key = (TABLES[event.stream.type], event.stream.id)
             # The stream's own row gives its version, so it must be held before anything else.
             # (A membership test, not ``{key} - rows.keys()``: that walks every row held.)
-            if key not in self.rows:
-                self.rows.update(self.load({key}))
-            row = self.rows.get(key)
+            if key not in rows:
+                rows.update(self.load({key}))
+            row = rows.get(key)
             self.applied += 1
             recorded = RecordedEvent(
                 position=self.applied,
@@ -282,13 +294,16 @@ class _Provisional:
                 type=event.type,
                 schema_version=1,
                 data=event.data,
-                metadata=EventMetadata(),
+                metadata=_NO_METADATA,
                 recorded_at=self.now,
             )
-            load_missing(recorded, self.rows, self.load)
-            changed = apply_event(self.rows, recorded)
-            self.changed.update(dict.fromkeys(changed))
-            self.products.update(dict.fromkeys(k for k in changed if k[0] == _INVENTORY))
+            load_missing(recorded, rows, self.load)
+            for changed in apply_event(rows, recorded):
+                self.changed[changed] = None
+                if changed[0] == _INVENTORY:
+                    holders = self._skus.setdefault(rows[changed].data["sku"], [])
+                    if changed not in holders:
+                        holders.append(changed)
 
     def settled(
         self, recorded: Sequence[RecordedEvent], *, last: bool = False
@@ -300,17 +315,27 @@ class _Provisional:
             raise AssertionError(f"{self.applied} events applied, {len(recorded)} recorded")
         known = len(recorded)
         settled = {}
-        for key in [key for key in self.changed if self.rows[key].sync_pos <= known]:
+        waiting: dict[RowKey, None] = {}
+        for key in self.changed:
             row = self.rows[key]
-            real = recorded[row.sync_pos - 1].position
-            settled[key] = msgspec.structs.replace(row, sync_pos=real)
-            del self.changed[key]
-        if last and self.changed:
-            raise AssertionError(f"{len(self.changed)} changed rows have no recorded position")
+            if row.sync_pos <= known:
+                real = recorded[row.sync_pos - 1].position
+                settled[key] = msgspec.structs.replace(row, sync_pos=real)
+            else:
+                waiting[key] = None
+        self.changed = waiting
+        if last and waiting:
+            raise AssertionError(f"{len(waiting)} changed rows have no recorded position")
         return settled
 
 
-def _load(tx: Transaction, ops: Sequence[Op], cache: RowCache) -> dict[RowKey, ReadRow]:
+_NO_METADATA: Final = EventMetadata()
+"""A provisional event's metadata: projectors never read it."""
+
+
+def _load(
+    tx: Transaction, ops: Sequence[Op], needs: Sequence[inputs.Needs], cache: RowCache
+) -> dict[RowKey, ReadRow]:
     """Every row deciding and projecting ``ops`` will read, in one query per table and round.
 
     Round one: each op's own row, the shows cost ops name, products by the skus ops name.
@@ -319,10 +344,9 @@ def _load(tx: Transaction, ops: Sequence[Op], cache: RowCache) -> dict[RowKey, R
     """
     keys: set[RowKey] = set()
     skus: set[str] = set()
-    for op in ops:
-        needs = inputs.references_needed(op)
-        keys |= needs.rows
-        skus |= needs.skus
+    for op_needs in needs:
+        keys |= op_needs.rows
+        skus |= op_needs.skus
     rows = cache(keys)
     if skus:
         by_sku = tables.load_live_by_sku(tx.sql, tx.owner, skus)

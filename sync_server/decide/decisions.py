@@ -27,8 +27,9 @@ class EntityState(msgspec.Struct, frozen=True):
     deleted: bool
     data: dict[str, Any]
     """The public row (client and derived fields): what a conflict shows as ``server_data``."""
-    field_versions: dict[str, int]
-    """Client-writable field -> the stream version at which it last changed."""
+    field_versions: Mapping[str, int]
+    """Client-writable field -> the stream version at which it last changed (the row's own
+    mapping, not a copy: rows are never changed in place)."""
 
     @classmethod
     def from_row(cls, entity: str, row: ReadRow) -> EntityState:

@@ -15,7 +15,7 @@ The caller's part, per op:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from uuid import UUID
 
 import msgspec
@@ -65,34 +65,39 @@ def state_from_rows(op: Op, rows: Mapping[RowKey, ReadRow]) -> EntityState | Non
 
 
 def references_from_rows(
-    op: Op, rows: Mapping[RowKey, ReadRow], products: Iterable[RowKey] | None = None
+    op: Op,
+    rows: Mapping[RowKey, ReadRow],
+    products: Callable[[str], Iterable[RowKey]] | None = None,
+    needs: Needs | None = None,
 ) -> References:
-    """``products``: the keys among ``rows`` of every product row that may hold a sku the op
-    names (those loaded by sku, and those changed since); by default every row is looked at,
-    which for a batch of hundreds of ops made each product op walk every row of the batch."""
-    needs = references_needed(op)
+    """``products``: the keys among ``rows`` of the product rows that may hold a given sku
+    (those loaded by sku, and those changed since); by default every row is looked at, which
+    for a batch of hundreds of ops made each product op walk every row of the batch.
+    ``needs``: ``references_needed(op)``, when the caller has it already."""
+    needs = references_needed(op) if needs is None else needs
+    cascade = op.entity == "show" and op.action == DELETE
+    if len(needs.rows) == 1 and not needs.skus and not cascade:
+        return _NO_REFERENCES  # the op's own row is all it reads: most ops
     referenced_shows = {
         key[1]: EntityState.from_row("show", row)
         for key in needs.rows
         if key[0] == _SHOWS and (row := rows.get(key)) is not None
     }
     by_sku = {}
-    if needs.skus:
-        candidates = rows.keys() if products is None else products
-        by_sku = {
-            row.data["sku"]: row.id
-            for key in candidates
-            if key[0] == _INVENTORY
-            and (row := rows.get(key)) is not None
-            and not row.deleted
-            and row.data["sku"] in needs.skus
-        }
-    cascade: dict[UUID, list[UUID]] = {}
-    if op.entity == "show" and op.action == DELETE:
+    for sku in needs.skus:
+        for key in rows.keys() if products is None else products(sku):
+            row = rows.get(key)
+            if key[0] == _INVENTORY and row and not row.deleted and row.data["sku"] == sku:
+                by_sku[sku] = row.id
+    costs_by_show: dict[UUID, list[UUID]] = {}
+    if cascade:
         show = rows.get((_SHOWS, op.id))
         if show is not None:
-            cascade[op.id] = shows.live_cost_ids(show)
-    return References(shows=referenced_shows, products_by_sku=by_sku, costs_by_show=cascade)
+            costs_by_show[op.id] = shows.live_cost_ids(show)
+    return References(shows=referenced_shows, products_by_sku=by_sku, costs_by_show=costs_by_show)
+
+
+_NO_REFERENCES = References()
 
 
 def _uuid(value: object) -> UUID | None:
