@@ -191,6 +191,15 @@ class Transaction(abc.ABC):
         # just recalled need not ask for their keys again (for a batch of 500, a query of 500).
         self._unused_keys: set[str] = set()
 
+    def ask_now(self) -> None:
+        """Send the query ``now`` starts with, if not sent yet, without waiting for it: inside
+        ``Sql.pipelined`` the database answers it while the caller goes on."""
+        self._last_recorded  # noqa: B018 (sends it)
+
+    @functools.cached_property
+    def _last_recorded(self) -> Callable[[], list[Row]]:
+        return self.sql.send("SELECT max(recorded_at) FROM events WHERE owner = ?", [self.owner])
+
     @functools.cached_property
     def now(self) -> datetime:
         """This transaction's recording time: the clock, taken once, after the owner lock, and
@@ -200,9 +209,9 @@ class Transaction(abc.ABC):
         server processes disagree or a clock steps back: "recorded after a moment" is then
         "after a position" (pulls ``since`` a time, ``as_of``, the 30-day sales window).
         """
-        row = self.sql.fetchone("SELECT max(recorded_at) FROM events WHERE owner = ?", [self.owner])
+        rows = self._last_recorded()
         clock = utc_now()
-        last = None if row is None else row[0]
+        last = rows[0][0] if rows else None
         if isinstance(last, str):  # SQLite: an aggregate loses the column's declared type
             last = datetime.fromisoformat(last.replace("Z", "+00:00"))
         return clock if last is None or clock >= last else last

@@ -132,10 +132,13 @@ class RowCache:
                 self._known[key] = found.get(key)
         return {key: row for key in keys if (row := self._known[key]) is not None}
 
-    def add(self, rows: Mapping[RowKey, ReadRow]) -> None:
-        """Rows read by another query (products by sku), as the database holds them."""
+    def add(self, rows: Mapping[RowKey, ReadRow], asked: Iterable[RowKey] = ()) -> None:
+        """Rows read by another query (products by sku), as the database holds them; and the
+        keys it was ``asked`` for, those it did not find included (they do not exist)."""
         for key, row in rows.items():
             self._known.setdefault(key, row)
+        for key in asked:
+            self._known.setdefault(key, None)
 
 
 def load_missing(event: RecordedEvent, rows: MutableMapping[RowKey, ReadRow], load: Loader) -> None:

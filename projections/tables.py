@@ -80,6 +80,14 @@ def load_rows(
     sql: Sql, owner: UUID, keys: Iterable[RowKey], *, suffix: str = ""
 ) -> dict[RowKey, ReadRow]:
     """The rows that exist among ``keys`` (tombstones included): one query per table."""
+    return load_rows_later(sql, owner, keys, suffix=suffix)()
+
+
+def load_rows_later(
+    sql: Sql, owner: UUID, keys: Iterable[RowKey], *, suffix: str = ""
+) -> Callable[[], dict[RowKey, ReadRow]]:
+    """``load_rows``, sent now and read when the result is called: in a pipelined
+    transaction the database looks the rows up while the caller goes on."""
     by_table: dict[str, list[UUID]] = {}
     for table, id_ in keys:
         by_table.setdefault(table, []).append(id_)
@@ -90,12 +98,16 @@ def load_rows(
         for table, ids in by_table.items()
         for fetch in _select_by_ids(sql, owner, physical(table, suffix), list(dict.fromkeys(ids)))
     ]
-    found: dict[RowKey, ReadRow] = {}
-    for table, fetch in sent:
-        for record in fetch():
-            row = row_from(record)
-            found[(table, row.id)] = row
-    return found
+
+    def rows() -> dict[RowKey, ReadRow]:
+        found: dict[RowKey, ReadRow] = {}
+        for table, fetch in sent:
+            for record in fetch():
+                row = row_from(record)
+                found[(table, row.id)] = row
+        return found
+
+    return rows
 
 
 def _select_by_ids(
@@ -128,18 +140,32 @@ def _select_by_ids(
 
 def load_live_by_sku(sql: Sql, owner: UUID, skus: Iterable[str]) -> dict[RowKey, ReadRow]:
     """The owner's live products whose sku is among ``skus``."""
+    return load_live_by_sku_later(sql, owner, skus)()
+
+
+def load_live_by_sku_later(
+    sql: Sql, owner: UUID, skus: Iterable[str]
+) -> Callable[[], dict[RowKey, ReadRow]]:
+    """``load_live_by_sku``, sent now and read when the result is called."""
     wanted = list(dict.fromkeys(skus))
-    found: dict[RowKey, ReadRow] = {}
-    for chunk in chunks(wanted, 500):
-        marks = ",".join("?" * len(chunk))
-        for record in sql.fetchall(
+    sent = [
+        sql.send(
             f"SELECT {ROW_COLUMNS} FROM inventory WHERE owner = ? AND deleted_at IS NULL "
-            f"AND sku IN ({marks})",
+            f"AND sku IN ({','.join('?' * len(chunk))})",
             [owner, *chunk],
-        ):
-            row = row_from(record)
-            found[("inventory", row.id)] = row
-    return found
+        )
+        for chunk in chunks(wanted, 500)
+    ]
+
+    def rows() -> dict[RowKey, ReadRow]:
+        found: dict[RowKey, ReadRow] = {}
+        for fetch in sent:
+            for record in fetch():
+                row = row_from(record)
+                found[("inventory", row.id)] = row
+        return found
+
+    return rows
 
 
 def load_all(sql: Sql, owner: UUID | None = None) -> dict[tuple[UUID, str, UUID], ReadRow]:

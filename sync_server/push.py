@@ -21,7 +21,7 @@ transaction, so that nothing of it (not even the keys of the refused ops) is kep
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -41,7 +41,7 @@ from schemas.ops import Op, PushRequest, prepare_op
 from schemas.results import OpError, OpResult
 
 from . import pull_cursors
-from .decide import Accepted, Conflicted, PendingEvent, decide, inputs
+from .decide import Accepted, Conflicted, Payload, PendingEvent, check_payload, decide, inputs
 from .pull import head_cursor
 
 BATCH_ABORTED: Final = "batch_aborted"
@@ -128,8 +128,12 @@ def _push(
     # rows of ops that turn out to be duplicates are loaded for nothing; duplicates are rare.
     recall = tx.recall_later(keys, (StreamId(op.entity, op.id) for op in valid))
     cursor_epoch = epoch_later(tx.sql)
+    tx.ask_now()
     cache = RowCache(lambda keys: tables.load_rows(tx.sql, origin.owner, keys))
-    projected = _Provisional(_load(tx, valid, needs, cache), cache, origin.owner, tx.now)
+    loaded = _load(tx, valid, needs, cache)
+    # What needs no state is checked while the database looks the rows up.
+    payloads = [check_payload(op) for op in valid]
+    projected = _Provisional(loaded(), cache, origin.owner, tx.now)
     working = projected.rows
     recalled = recall()
 
@@ -137,9 +141,9 @@ def _push(
     requests: list[AppendRequest] = []
     remembered: dict[str, bytes] = {}
     first: dict[UUID, OpResult] = {}
-    needs_of = iter(needs)
+    prepared = iter(zip(needs, payloads, strict=True))
     for original, op, key in zip(request.ops, ops, keys, strict=True):
-        op_needs = next(needs_of) if isinstance(op, Op) else None
+        op_needs, payload = next(prepared) if isinstance(op, Op) else (None, None)
         if original.op_id in first:
             results.append(_duplicate(original.op_id, first[original.op_id]))
             continue
@@ -152,7 +156,7 @@ def _push(
             if at_current_version:
                 op = _at_current_version(op, working)
             assert op_needs is not None
-            result, append = _decide(op, op_needs, key, projected, origin)
+            result, append = _decide(op, op_needs, payload, key, projected, origin)
             if append is None:
                 # Refused, or an update that changed nothing: no event carries the key.
                 remembered[key] = _encode(result)
@@ -191,13 +195,18 @@ def _send(tx: Transaction, requests: list[AppendRequest], projected: _Provisiona
 
 
 def _decide(
-    op: Op, needs: inputs.Needs, key: str, projected: _Provisional, origin: Origin
+    op: Op,
+    needs: inputs.Needs,
+    payload: Payload,
+    key: str,
+    projected: _Provisional,
+    origin: Origin,
 ) -> tuple[OpResult, AppendRequest | None]:
     """Decide one op against the rows in memory; apply what it accepts to them."""
     working = projected.rows
     state = inputs.state_from_rows(op, working)
     references = inputs.references_from_rows(op, working, projected.with_sku, needs)
-    decision = decide(op, state, references)
+    decision = decide(op, state, references, payload)
     if isinstance(decision, Conflicted):
         return OpResult(op.op_id, "conflict", conflict=decision.conflict), None
     if not isinstance(decision, Accepted):
@@ -335,8 +344,9 @@ _NO_METADATA: Final = EventMetadata()
 
 def _load(
     tx: Transaction, ops: Sequence[Op], needs: Sequence[inputs.Needs], cache: RowCache
-) -> dict[RowKey, ReadRow]:
-    """Every row deciding and projecting ``ops`` will read, in one query per table and round.
+) -> Callable[[], dict[RowKey, ReadRow]]:
+    """Every row deciding and projecting ``ops`` will read, in one query per table and round;
+    round one is sent now, the rest when the result is called.
 
     Round one: each op's own row, the shows cost ops name, products by the skus ops name.
     Round two: what those rows point to (the show a cost is on now, the costs of a show that
@@ -347,24 +357,29 @@ def _load(
     for op_needs in needs:
         keys |= op_needs.rows
         skus |= op_needs.skus
-    rows = cache(keys)
-    if skus:
-        by_sku = tables.load_live_by_sku(tx.sql, tx.owner, skus)
-        cache.add(by_sku)
-        for key, row in by_sku.items():
+    by_key = tables.load_rows_later(tx.sql, tx.owner, keys)
+    by_sku = tables.load_live_by_sku_later(tx.sql, tx.owner, skus) if skus else dict
+
+    def rows() -> dict[RowKey, ReadRow]:
+        rows = by_key()
+        cache.add(rows, keys)
+        for key, row in by_sku().items():
+            cache.add({key: row})
             rows.setdefault(key, row)
-    more: set[RowKey] = set()
-    for (table, _), row in rows.items():
-        if table == TABLES["cost"] and not row.deleted:
-            more.add((_SHOWS, UUID(row.data["show_id"])))
-    deleting = {op.id for op in ops if op.entity == "show" and op.action == "delete"}
-    for show_id in deleting:
-        show = rows.get((_SHOWS, show_id))
-        if show is not None:
-            more |= {(TABLES["cost"], cost_id) for cost_id in live_cost_ids(show)}
-    more -= rows.keys()
-    if more:
-        rows.update(cache(more))
+        more: set[RowKey] = set()
+        for (table, _), row in rows.items():
+            if table == TABLES["cost"] and not row.deleted:
+                more.add((_SHOWS, UUID(row.data["show_id"])))
+        deleting = {op.id for op in ops if op.entity == "show" and op.action == "delete"}
+        for show_id in deleting:
+            show = rows.get((_SHOWS, show_id))
+            if show is not None:
+                more |= {(TABLES["cost"], cost_id) for cost_id in live_cost_ids(show)}
+        more -= rows.keys()
+        if more:
+            rows.update(cache(more))
+        return rows
+
     return rows
 
 

@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from schemas.entities import CREATE, DELETE, UPDATE, actions_of
 from schemas.ops import Op
 from schemas.results import UNKNOWN_ACTION, UNKNOWN_ENTITY
 
 from . import costs, crud, products, shows, workouts
+from .crud import Payload, check_payload
 from .decisions import (
     Accepted,
     Conflicted,
@@ -30,8 +33,23 @@ RULES: dict[str, crud.Rules] = {
 _NO_REFERENCES = References()
 
 
-def decide(op: Op, state: EntityState | None, refs: References = _NO_REFERENCES) -> Decision:
-    """What ``op`` does to the entity in ``state`` (None: it does not exist)."""
+class _Unchecked:
+    """The default of ``decide``'s ``payload``: not worked out yet."""
+
+
+UNCHECKED: Final = _Unchecked()
+
+
+def decide(
+    op: Op,
+    state: EntityState | None,
+    refs: References = _NO_REFERENCES,
+    payload: Payload | _Unchecked = UNCHECKED,
+) -> Decision:
+    """What ``op`` does to the entity in ``state`` (None: it does not exist).
+
+    ``payload``: ``check_payload(op)``, when the caller worked it out ahead (a push does, while
+    its rows load); by default it is worked out here."""
     if state is not None and (state.entity, state.id) != (op.entity, op.id):
         raise ValueError(
             f"state of {state.entity} {state.id} given for an op on {op.entity} {op.id}"
@@ -40,10 +58,12 @@ def decide(op: Op, state: EntityState | None, refs: References = _NO_REFERENCES)
     if rules is None:
         known = ", ".join(RULES)
         return rejected(UNKNOWN_ENTITY, f"unknown entity {op.entity!r}; known: {known}")
+    if isinstance(payload, _Unchecked):
+        payload = check_payload(op)
     if op.action == CREATE:
-        return crud.create(rules, op, state, refs)
+        return crud.create(rules, op, state, refs, payload)
     if op.action == UPDATE:
-        return crud.update(rules, op, state, refs)
+        return crud.update(rules, op, state, refs, payload)
     if op.action == DELETE:
         return crud.delete(rules, op, state, refs)
     action = rules.actions.get(op.action)
@@ -52,7 +72,7 @@ def decide(op: Op, state: EntityState | None, refs: References = _NO_REFERENCES)
         return rejected(
             UNKNOWN_ACTION, f"unknown action {op.action!r} for {op.entity}; known: {known}"
         )
-    return action(op, state, refs)
+    return action(op, state, refs, payload)
 
 
 __all__ = [
@@ -61,9 +81,11 @@ __all__ = [
     "Decision",
     "EntityState",
     "Needs",
+    "Payload",
     "PendingEvent",
     "References",
     "Rejected",
+    "check_payload",
     "decide",
     "references_from_rows",
     "references_needed",

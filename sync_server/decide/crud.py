@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from event_store.events import StreamId
-from schemas.entities import ACTION_PAYLOADS
+from schemas.entities import ACTION_PAYLOADS, CREATE, UPDATE, is_entity
 from schemas.events import ACTION_EVENTS, created, deleted, updated
 from schemas.ops import Op
-from schemas.results import NOT_FOUND
-from schemas.validate import validate_action, validate_fields
+from schemas.results import NOT_FOUND, FieldError
+from schemas.validate import Clean, validate_action, validate_fields
 
 from . import merge
 from .decisions import (
@@ -39,7 +39,7 @@ Check = Callable[[Op, Mapping[str, Any], References], Rejected | None]
 """An entity's rule on the values a create or update sets (only the ones that change)."""
 Cascade = Callable[[EntityState, References], list[PendingEvent]]
 """Events a deletion brings along (a show's costs)."""
-ActionDecider = Callable[[Op, EntityState | None, References], Decision]
+ActionDecider = Callable[[Op, EntityState | None, References, "Payload"], Decision]
 Invariant = Callable[[EntityState, Mapping[str, Any]], Rejected | None]
 """A commutative action's check against the current state (stock never below zero…)."""
 
@@ -52,6 +52,26 @@ def _no_cascade(state: EntityState, refs: References) -> list[PendingEvent]:
     return []
 
 
+Payload = Clean | list[FieldError] | None
+"""An op's payload checked on its own (``check_payload``): its canonical fields, what is wrong
+with them, or None for an op whose payload is not read (a delete, an unknown action)."""
+
+
+def check_payload(op: Op) -> Payload:
+    """The part of deciding that needs no state: the op's data checked against its entity's
+    Struct (create, update) or its action's (``record_sale``…). Pure, so a caller may run it
+    ahead of the rest, while the rows it will decide on are still on their way."""
+    if not is_entity(op.entity):
+        return None
+    if op.action == CREATE:
+        return validate_fields(op.entity, op.data, partial=False)
+    if op.action == UPDATE:
+        return validate_fields(op.entity, op.data, partial=True)
+    if (op.entity, op.action) in ACTION_PAYLOADS:
+        return validate_action(op.entity, op.action, op.data)
+    return None
+
+
 @dataclass(frozen=True)
 class Rules:
     entity: str
@@ -60,8 +80,10 @@ class Rules:
     actions: Mapping[str, ActionDecider] = field(default_factory=dict)
 
 
-def create(rules: Rules, op: Op, state: EntityState | None, refs: References) -> Decision:
-    clean = validate_fields(rules.entity, op.data, partial=False)
+def create(
+    rules: Rules, op: Op, state: EntityState | None, refs: References, clean: Payload
+) -> Decision:
+    assert clean is not None
     if isinstance(clean, list):
         return invalid(clean)
     if state is not None:
@@ -73,10 +95,12 @@ def create(rules: Rules, op: Op, state: EntityState | None, refs: References) ->
     return Accepted([PendingEvent(StreamId(rules.entity, op.id), created(rules.entity), clean)])
 
 
-def update(rules: Rules, op: Op, state: EntityState | None, refs: References) -> Decision:
+def update(
+    rules: Rules, op: Op, state: EntityState | None, refs: References, clean: Payload
+) -> Decision:
+    assert clean is not None
     base = op.base_version
     base_error = merge.base_version_error(base)
-    clean = validate_fields(rules.entity, op.data, partial=True)
     if base is None or base_error is not None or isinstance(clean, list):
         errors = [base_error] if base_error else []
         return invalid(errors + (clean if isinstance(clean, list) else []))
@@ -116,8 +140,8 @@ def commutative(entity: str, action: str, invariant: Invariant) -> ActionDecider
     event_type = ACTION_EVENTS[(entity, action)]
     assert (entity, action) in ACTION_PAYLOADS
 
-    def decide(op: Op, state: EntityState | None, refs: References) -> Decision:
-        payload = validate_action(entity, action, op.data)
+    def decide(op: Op, state: EntityState | None, refs: References, payload: Payload) -> Decision:
+        assert payload is not None
         if isinstance(payload, list):
             return invalid(payload)
         if state is None:
