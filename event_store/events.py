@@ -23,7 +23,7 @@ MAX_SCHEMA_VERSION: Final = 2**15 - 1
 """An event's ``schema_version``: a 16-bit integer."""
 
 
-class StreamId(msgspec.Struct, frozen=True, order=True):
+class StreamId(msgspec.Struct, frozen=True, order=True, cache_hash=True):
     """One entity's stream: its type (``show``, ``cost``…) and its id.
 
     Streams are scoped by owner in the store: two users may use the same entity id without ever
@@ -32,6 +32,9 @@ class StreamId(msgspec.Struct, frozen=True, order=True):
 
     type: str
     id: UUID
+
+    # ``cache_hash``: a stream is a key of several mappings of an append and a push, and its
+    # hash would otherwise go through ``UUID.__hash__``, a Python call, every time.
 
     def __str__(self) -> str:
         return f"{self.type}-{self.id}"

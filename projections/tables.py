@@ -234,7 +234,10 @@ def load_many(sql: Sql, keys: Iterable[OwnedKey], *, suffix: str = "") -> dict[O
 
 def save_rows(sql: Sql, owner: UUID, rows: Mapping[RowKey, ReadRow], *, suffix: str = "") -> None:
     """Insert or replace ``rows``: one statement per table on PostgreSQL."""
-    save_many(sql, {(owner, table, id_): row for (table, id_), row in rows.items()}, suffix=suffix)
+    by_table: dict[str, list[tuple[UUID, ReadRow]]] = {}
+    for (table, _), row in rows.items():
+        by_table.setdefault(table, []).append((owner, row))
+    _save_tables(sql, by_table, suffix)
 
 
 def save_many(sql: Sql, rows: Mapping[OwnedKey, ReadRow], *, suffix: str = "") -> None:
@@ -242,6 +245,10 @@ def save_many(sql: Sql, rows: Mapping[OwnedKey, ReadRow], *, suffix: str = "") -
     by_table: dict[str, list[tuple[UUID, ReadRow]]] = {}
     for (owner, table, _), row in rows.items():
         by_table.setdefault(table, []).append((owner, row))
+    _save_tables(sql, by_table, suffix)
+
+
+def _save_tables(sql: Sql, by_table: Mapping[str, list[tuple[UUID, ReadRow]]], suffix: str) -> None:
     for table, table_rows in by_table.items():
         name = physical(table, suffix)
         if sql.backend == "postgres":
