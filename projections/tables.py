@@ -14,7 +14,7 @@ from uuid import UUID
 
 import msgspec
 
-from event_store import Sql, as_uuid, chunks
+from event_store import RecordedEvent, Sql, as_uuid, chunks
 
 from .rows import ENTITIES, TABLES, ReadRow, RowKey
 
@@ -232,23 +232,45 @@ def load_many(sql: Sql, keys: Iterable[OwnedKey], *, suffix: str = "") -> dict[O
     return found
 
 
-def save_rows(sql: Sql, owner: UUID, rows: Mapping[RowKey, ReadRow], *, suffix: str = "") -> None:
-    """Insert or replace ``rows``: one statement per table on PostgreSQL."""
-    by_table: dict[str, list[tuple[UUID, ReadRow]]] = {}
-    for (table, _), row in rows.items():
-        by_table.setdefault(table, []).append((owner, row))
+def save_rows(
+    sql: Sql,
+    owner: UUID,
+    rows: Mapping[RowKey, ReadRow],
+    *,
+    suffix: str = "",
+    changed_by: Mapping[RowKey, ChangedBy] | None = None,
+) -> None:
+    """Insert or replace ``rows``: one statement per table on PostgreSQL.
+
+    ``changed_by``: for the rows it names, ``sync_pos`` is the position of that event (of its
+    stream and version: its own position is not known yet), which the database looks up in the
+    log as it saves the row; the event must have been appended earlier in the same transaction.
+    So a caller that sends its events and its rows without waiting (a pipelined push) never
+    waits for positions in between.
+    """
+    by_table: dict[str, list[tuple[UUID, ReadRow, ChangedBy | None]]] = {}
+    for key, row in rows.items():
+        by = None if changed_by is None else changed_by.get(key)
+        by_table.setdefault(key[0], []).append((owner, row, by))
     _save_tables(sql, by_table, suffix)
 
 
 def save_many(sql: Sql, rows: Mapping[OwnedKey, ReadRow], *, suffix: str = "") -> None:
     """``save_rows`` for rows of any owners."""
-    by_table: dict[str, list[tuple[UUID, ReadRow]]] = {}
+    by_table: dict[str, list[tuple[UUID, ReadRow, ChangedBy | None]]] = {}
     for (owner, table, _), row in rows.items():
-        by_table.setdefault(table, []).append((owner, row))
+        by_table.setdefault(table, []).append((owner, row, None))
     _save_tables(sql, by_table, suffix)
 
 
-def _save_tables(sql: Sql, by_table: Mapping[str, list[tuple[UUID, ReadRow]]], suffix: str) -> None:
+ChangedBy = RecordedEvent
+"""The event that last changed a row: its stream and version are what ``save_rows`` reads."""
+
+_Saved = tuple[UUID, ReadRow, ChangedBy | None]
+"""A row to save: its owner, the row, and the event that sets its ``sync_pos`` (if not set)."""
+
+
+def _save_tables(sql: Sql, by_table: Mapping[str, list[_Saved]], suffix: str) -> None:
     for table, table_rows in by_table.items():
         name = physical(table, suffix)
         if sql.backend == "postgres":
@@ -281,6 +303,14 @@ def columns_of(table: str) -> list[str]:
     ]  # fmt: skip
 
 
+def _saved_values(table: str, owner: UUID, row: ReadRow, by: ChangedBy | None) -> list[Any]:
+    """``_values``, without ``sync_pos`` when the event ``by`` sets it."""
+    values = _values(table, owner, row)
+    if by is not None:
+        values[3] = None  # sync_pos, fourth in ``columns_of`` order
+    return values
+
+
 def _values(table: str, owner: UUID, row: ReadRow) -> list[Any]:
     return [
         owner, row.id, row.version, row.sync_pos, row.created_at, row.updated_at,
@@ -289,14 +319,30 @@ def _values(table: str, owner: UUID, row: ReadRow) -> list[Any]:
     ]  # fmt: skip
 
 
-def _save_sqlite(sql: Sql, table: str, name: str, rows: list[tuple[UUID, ReadRow]]) -> None:
+# A row's position, or the position of the event that last changed it: ``ChangedBy``.
+_SYNC_POS_SQLITE = (
+    "COALESCE(?, (SELECT position FROM events WHERE owner = ? AND stream_type = ? "
+    "AND stream_id = ? AND version = ?))"
+)
+
+
+def _save_sqlite(sql: Sql, table: str, name: str, rows: list[_Saved]) -> None:
     columns = columns_of(table)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
+    marks = ["?"] * len(columns)
+    marks[columns.index("sync_pos")] = _SYNC_POS_SQLITE
     sql.executemany(
-        f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))}) "
+        f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({','.join(marks)}) "
         f"ON CONFLICT (owner, id) DO UPDATE SET {updates}",
-        [_values(table, owner, row) for owner, row in rows],
+        [_sqlite_values(table, owner, row, by) for owner, row, by in rows],
     )
+
+
+def _sqlite_values(table: str, owner: UUID, row: ReadRow, by: ChangedBy | None) -> list[Any]:
+    values = _saved_values(table, owner, row, by)
+    # sync_pos (fourth in ``columns_of`` order) becomes the five parameters of _SYNC_POS_SQLITE
+    values[4:4] = [owner, *_by(by)]
+    return values
 
 
 _PG_TYPES = {
@@ -307,27 +353,44 @@ _PG_TYPES = {
 }  # fmt: skip
 
 
-# One record type per table, its fields the table's columns: it encodes to the same JSON object
-# as a dict of column -> value, and costs a quarter as much to build.
+# One record type per table, its fields the table's columns and the event that sets
+# ``sync_pos`` when it is not given (``ChangedBy``): it encodes to the same JSON object as a dict
+# of column -> value, and costs a quarter as much to build.
+_BY = ("by_type", "by_id", "by_version")
 _RECORDS: dict[str, type[msgspec.Struct]] = {
-    table: msgspec.defstruct(f"{table}_record", [(column, Any) for column in columns_of(table)])
+    table: msgspec.defstruct(
+        f"{table}_record", [(column, Any) for column in (*columns_of(table), *_BY)]
+    )
     for table in INDEX_COLUMNS
 }
+_BY_TYPES = "by_type text, by_id uuid, by_version int4"
+_SYNC_POS_POSTGRES = (
+    "COALESCE(r.sync_pos, (SELECT e.position FROM events e WHERE e.owner = r.owner "
+    "AND e.stream_type = r.by_type AND e.stream_id = r.by_id AND e.version = r.by_version))"
+)
+_NO_BY = (None, None, None)
 
 
-def _save_postgres(sql: Sql, table: str, name: str, rows: list[tuple[UUID, ReadRow]]) -> None:
+def _by(event: ChangedBy | None) -> tuple[str | None, UUID | None, int | None]:
+    return _NO_BY if event is None else (event.stream.type, event.stream.id, event.version)
+
+
+def _save_postgres(sql: Sql, table: str, name: str, rows: list[_Saved]) -> None:
     # One JSON document for all rows: cheaper than a statement per row or array parameters.
     # json_to_recordset parses each row once into typed columns; picking columns out of a
     # json array with ->> re-parses the row for every column, bodies and all.
     columns = columns_of(table)
     record = _RECORDS[table]
-    document = _encoder.encode([record(*_values(table, owner, row)) for owner, row in rows])
+    document = _encoder.encode(
+        [record(*_saved_values(table, owner, row, by), *_by(by)) for owner, row, by in rows]
+    )
     typed = ", ".join(f"{c} {_PG_TYPES[c]}" for c in columns)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
     listed = ", ".join(columns)
+    selected = ", ".join(_SYNC_POS_POSTGRES if c == "sync_pos" else f"r.{c}" for c in columns)
     sql.execute(
         f"INSERT INTO {name} ({listed}) "
-        f"SELECT {listed} FROM json_to_recordset(?::json) AS r({typed}) "
+        f"SELECT {selected} FROM json_to_recordset(?::json) AS r({typed}, {_BY_TYPES}) "
         f"ON CONFLICT (owner, id) DO UPDATE SET {updates}",
         [document.decode()],
     )

@@ -4,14 +4,16 @@ The shape of one push, all inside one owner transaction (the owner lock is held 
 so nothing of this user changes underneath):
 
 1. every op's idempotency key is looked up at once: a known ``op_id`` answers ``duplicate``;
-2. every row the batch needs is loaded at once (one query per table, not one per op);
+2. every row the batch needs is loaded at once (one query per table, not one per op); the ops'
+   payloads are checked (pure, ``check_payload``) while the database looks them up;
 3. ops are decided in order by the pure ``decide``; an accepted op's events are applied to the
    rows in memory straight away, so later ops of the batch see them (a show, then its cost);
-4. the accepted events are appended with the ops' keys, and the rows they changed are saved
-   with the positions the log gave them (``_Provisional``): projected once, by the same
-   ``apply_event`` a rebuild runs. On PostgreSQL the transaction is pipelined: every
-   ``SEND_EVERY`` accepted ops, their events and the rows settled so far are sent, and the
-   database writes them while the next ops are decided (``_send``);
+4. the accepted events are appended with the ops' keys, and the rows they changed are saved,
+   each naming the event that last changed it, whose position the database puts in the row
+   (``_Provisional``): projected once, by the same ``apply_event`` a rebuild runs. On
+   PostgreSQL the transaction is pipelined: every ``SEND_EVERY`` accepted ops, their events
+   and the rows changed before them are sent, and the database writes them while the next ops
+   are decided (``_send``); nothing waits for the database until the last piece is sent;
 5. refused ops' outcomes are remembered too, so a retried op always answers what it first did.
 
 An ``atomic`` batch with any op that is neither applied nor a duplicate raises out of the
@@ -33,7 +35,7 @@ from event_store import AppendRequest, EventMetadata, EventStore, RecordedEvent,
 from event_store.store import Transaction
 from projections import tables
 from projections.apply import Loader, RowCache, apply_event, load_missing
-from projections.project import TableIO, epoch_later
+from projections.project import epoch_later
 from projections.rows import TABLES, ReadRow, RowKey
 from projections.shows import live_cost_ids
 from schemas.entities import DELETE, UPDATE
@@ -171,27 +173,31 @@ def _push(
     if request.atomic and any(_refused(r) for r in results):
         raise _Aborted(_aborted(results))
 
+    _send(tx, requests, projected, last=True)
+    tx.remember(remembered)
+    recorded = tx.recorded
+    if len(recorded) != projected.applied:
+        raise AssertionError(f"{projected.applied} events applied, {len(recorded)} recorded")
+    head = recorded[0].position - 1 if recorded else tables.head(tx.sql, origin.owner)
+    return Pushed(results, pull_cursors.Cursor(head, cursor_epoch()), list(recorded))
+
+
+def _send(
+    tx: Transaction, requests: list[AppendRequest], projected: _Provisional, *, last: bool = False
+) -> None:
+    """Send ``requests`` to the log, then the rows changed before them (``last``: every row
+    changed).
+
+    Nothing waits: each row names the event that last changed it (``changed_by``) and the
+    database, which has those events by then, puts its position in the row. On PostgreSQL it
+    writes them while the next ops are decided. The rows ``requests`` changed wait for the next
+    send: a row changed again meanwhile (a show getting costs) is then written once, not twice.
+    """
+    sent_before = projected.applied - sum(len(request.events) for request in requests)
     if requests:
         tx.send(requests)
-    tx.remember(remembered)
-    TableIO(tx.sql).save(origin.owner, projected.settled(tx.recorded, last=True))
-    head = tx.recorded[0].position - 1 if tx.recorded else tables.head(tx.sql, origin.owner)
-    return Pushed(results, pull_cursors.Cursor(head, cursor_epoch()), list(tx.recorded))
-
-
-def _send(tx: Transaction, requests: list[AppendRequest], projected: _Provisional) -> None:
-    """Send ``requests`` to the log, and the rows whose last change already has a position.
-
-    The database writes them while the next ops are decided. The events sent before these have
-    had a whole chunk's deciding to be inserted, so their positions come without a wait; rows
-    last changed by ``requests`` wait for the next chunk (or the end), and a row changed again
-    later is written again then.
-    """
-    tx.settle()
-    rows = projected.settled(tx.recorded)
-    tx.send(requests)
-    if rows:
-        TableIO(tx.sql).save(projected.owner, rows)
+    rows, changed_by = projected.take_changed(None if last else sent_before)
+    tables.save_rows(tx.sql, projected.owner, rows, changed_by=changed_by)
 
 
 def _decide(
@@ -256,9 +262,9 @@ class _Provisional:
     """The batch's rows in memory, with each accepted event applied as soon as it is decided.
 
     Later ops are decided on these rows, so they see what earlier ops of the batch did. The
-    events are applied with provisional positions 1, 2, 3… in the order they will be appended,
-    which is the order the log gives them positions in; once the log has recorded them,
-    ``settled`` puts the real positions in the rows' ``sync_pos``, the one field of a row a
+    events are applied with provisional positions 1, 2, 3… in the order they will be appended;
+    a row saved from here names the event that last changed it instead (``take_changed``), and
+    the database puts that event's position in the row's ``sync_pos``, the one field of a row a
     position reaches (``projections/rows.py``). So every event is projected once, by the same
     ``apply_event`` a rebuild runs, and the rows saved are those a rebuild gives (the property
     tests check it).
@@ -271,14 +277,19 @@ class _Provisional:
         self.load = load
         self.owner = owner
         self.now = now
-        self.applied = 0
         self.changed: dict[RowKey, None] = {}
+        # The events applied, in order: the one at provisional position p is at index p - 1.
+        self.events: list[RecordedEvent] = []
         # sku -> the product rows that held it when loaded (by key or by sku, ``_load``) or
         # changed since: the only rows in which an op can find a sku it names.
         self._skus: dict[str, list[RowKey]] = {}
         for key, row in rows.items():
             if key[0] == _INVENTORY:
                 self._skus.setdefault(row.data["sku"], []).append(key)
+
+    @property
+    def applied(self) -> int:
+        return len(self.events)
 
     def with_sku(self, sku: str) -> list[RowKey]:
         """Keys of the rows that may hold ``sku`` now (whoever reads them checks)."""
@@ -287,18 +298,18 @@ class _Provisional:
     def apply(self, events: Sequence[PendingEvent]) -> None:
         rows = self.rows
         for event in events:
-            key = (TABLES[event.stream.type], event.stream.id)
+            stream = event.stream
+            key = (TABLES[stream.type], stream.id)
             # The stream's own row gives its version, so it must be held before anything else.
             # (A membership test, not ``{key} - rows.keys()``: that walks every row held.)
             if key not in rows:
                 rows.update(self.load({key}))
             row = rows.get(key)
-            self.applied += 1
             recorded = RecordedEvent(
-                position=self.applied,
+                position=len(self.events) + 1,
                 tx=0,
                 owner=self.owner,
-                stream=event.stream,
+                stream=stream,
                 version=(0 if row is None else row.version) + 1,
                 type=event.type,
                 schema_version=1,
@@ -306,6 +317,7 @@ class _Provisional:
                 metadata=_NO_METADATA,
                 recorded_at=self.now,
             )
+            self.events.append(recorded)
             load_missing(recorded, rows, self.load)
             for changed in apply_event(rows, recorded):
                 self.changed[changed] = None
@@ -314,28 +326,22 @@ class _Provisional:
                     if changed not in holders:
                         holders.append(changed)
 
-    def settled(
-        self, recorded: Sequence[RecordedEvent], *, last: bool = False
-    ) -> dict[RowKey, ReadRow]:
-        """The rows changed since they were last taken whose last change the log has recorded
-        (``recorded``: the first events applied, in order), with their real positions.
-        ``last``: every event applied is recorded, so every changed row must come out."""
-        if len(recorded) > self.applied or (last and len(recorded) != self.applied):
-            raise AssertionError(f"{self.applied} events applied, {len(recorded)} recorded")
-        known = len(recorded)
-        settled = {}
+    def take_changed(
+        self, upto: int | None = None
+    ) -> tuple[dict[RowKey, ReadRow], dict[RowKey, RecordedEvent]]:
+        """The rows changed since last taken, and the event that last changed each (their
+        ``sync_pos`` is that event's provisional position); with ``upto``, only the rows whose
+        last change is at or before that provisional position."""
+        rows: dict[RowKey, ReadRow] = {}
         waiting: dict[RowKey, None] = {}
         for key in self.changed:
             row = self.rows[key]
-            if row.sync_pos <= known:
-                real = recorded[row.sync_pos - 1].position
-                settled[key] = msgspec.structs.replace(row, sync_pos=real)
+            if upto is None or row.sync_pos <= upto:
+                rows[key] = row
             else:
                 waiting[key] = None
         self.changed = waiting
-        if last and waiting:
-            raise AssertionError(f"{len(waiting)} changed rows have no recorded position")
-        return settled
+        return rows, {key: self.events[row.sync_pos - 1] for key, row in rows.items()}
 
 
 _NO_METADATA: Final = EventMetadata()
