@@ -233,18 +233,24 @@ class PostgresTransaction(Transaction):
             "SELECT ?, r.t, r.i, r.v, r.y, r.s, r.d, r.m, ?, decode(r.h, 'hex') "
             "FROM json_to_recordset(?::json) "
             "AS r(o int, t text, i uuid, v int, y text, s smallint, d json, m json, h text) "
-            "ORDER BY r.o RETURNING position, tx, stream_type, stream_id, version), "
+            "ORDER BY r.o RETURNING position, tx, hash), "
             "head AS (INSERT INTO event_chains (owner, position, hash) "
             "SELECT ?, max(position), ? FROM written "
             "ON CONFLICT (owner) DO UPDATE SET position = excluded.position, hash = excluded.hash) "
-            "SELECT position, tx, stream_type, stream_id, version FROM written",
+            "SELECT position, tx, hash FROM written",
             [self.owner, self.now, document.decode(), self.owner, events[-1][2]],
         )
 
         def positions() -> tuple[list[int], int]:
             rows = written()
-            by_row = {(t, i, v): p for p, _, t, i, v in rows}
-            taken = [by_row[(e.stream.type, e.stream.id, v)] for e, v, _ in events]
+            # Each row is known by its hash (unique: it covers the one before it). The rows
+            # come back in the order they were written, so the hashes are compared in order,
+            # and only looked up one by one if they are not.
+            if all(h == event[2] for (_, _, h), event in zip(rows, events, strict=True)):
+                taken = [p for p, _, _ in rows]
+            else:
+                by_hash = {bytes(h): p for p, _, h in rows}
+                taken = [by_hash[h] for _, _, h in events]
             # Positions must follow the rows' order (the hash chain and push's provisional
             # positions rely on it); they do because nextval runs above the ORDER BY in the
             # plan. Should a planner ever change that, fail the transaction rather than record
