@@ -52,7 +52,9 @@ def instant(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-class Content(msgspec.Struct, frozen=True):
+# gc=False: made by the thousand in a push and never part of a reference cycle, so the
+# cyclic garbage collector need not track them (msgspec's option).
+class Content(msgspec.Struct, frozen=True, gc=False):
     """What the hash of one event covers, as stored."""
 
     owner: UUID

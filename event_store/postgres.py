@@ -78,7 +78,9 @@ _json_decode = msgspec.json.decode
 _FEED_COLUMNS = feed_columns("::text")
 
 
-class _PendingRow(msgspec.Struct, array_like=False):
+# gc=False (here and below): made by the thousand in a push and never part of a reference
+# cycle, so the cyclic garbage collector need not track them (msgspec's option).
+class _PendingRow(msgspec.Struct, array_like=False, gc=False):
     o: int
     t: str
     i: UUID
@@ -90,7 +92,7 @@ class _PendingRow(msgspec.Struct, array_like=False):
     h: str
 
 
-class _KeyRow(msgspec.Struct):
+class _KeyRow(msgspec.Struct, gc=False):
     k: str
     h: str
 

@@ -124,7 +124,9 @@ class Sql(abc.ABC):
         from that snapshot."""
 
 
-class AppendRequest(msgspec.Struct, frozen=True):
+# gc=False: made by the thousand in a push and never part of a reference cycle, so the
+# cyclic garbage collector need not track them (msgspec's option).
+class AppendRequest(msgspec.Struct, frozen=True, gc=False):
     """One unit of ``append``: its events, the versions it expects, its idempotency key.
 
     ``expected`` maps a stream to the version it must be at (0: the stream must not exist yet).

@@ -21,7 +21,9 @@ import msgspec
 from event_store.events import RecordedEvent, StreamId
 
 
-class ReadRow(msgspec.Struct):
+# gc=False: made by the thousand in a push and never part of a reference cycle, so the
+# cyclic garbage collector need not track them (msgspec's option).
+class ReadRow(msgspec.Struct, gc=False):
     id: UUID
     version: int
     """The entity's own stream version. Derived-only changes (a cost added to a show) keep it."""

@@ -25,20 +25,22 @@ INVALID_REFERENCE: Final = "invalid_reference"
 UNSUPPORTED_SCHEMA: Final = "unsupported_schema"
 
 
-class FieldError(msgspec.Struct, frozen=True):
+# gc=False (here and below): made by the thousand in a push and never part of a reference
+# cycle, so the cyclic garbage collector need not track them (msgspec's option).
+class FieldError(msgspec.Struct, frozen=True, gc=False):
     """One invalid value: ``path`` like ``data.fee`` (the push layer prefixes ``ops[3].``)."""
 
     path: str
     message: str
 
 
-class OpError(msgspec.Struct, frozen=True, omit_defaults=True):
+class OpError(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     code: str
     message: str
     errors: list[FieldError] | None = None
 
 
-class Conflict(msgspec.Struct, frozen=True):
+class Conflict(msgspec.Struct, frozen=True, gc=False):
     """The server's side of a conflict: enough for the client to rebase and resend."""
 
     reason: ConflictReason
@@ -47,7 +49,7 @@ class Conflict(msgspec.Struct, frozen=True):
     fields: list[str]
 
 
-class OpResult(msgspec.Struct, frozen=True, omit_defaults=True):
+class OpResult(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     op_id: UUID
     status: Status
     version: int | None = None

@@ -20,7 +20,9 @@ from schemas.events import SCHEMA_VERSIONS
 from schemas.results import VALIDATION_FAILED, Conflict, ConflictReason, FieldError, OpError
 
 
-class EntityState(msgspec.Struct, frozen=True):
+# gc=False (here and below): made by the thousand in a push and never part of a reference
+# cycle, so the cyclic garbage collector need not track them (msgspec's option).
+class EntityState(msgspec.Struct, frozen=True, gc=False):
     entity: str
     id: UUID
     version: int
@@ -47,7 +49,7 @@ class EntityState(msgspec.Struct, frozen=True):
         return StreamId(self.entity, self.id)
 
 
-class References(msgspec.Struct, frozen=True):
+class References(msgspec.Struct, frozen=True, gc=False):
     """Other entities an op's validity depends on, loaded by the caller (see ``inputs.py``)."""
 
     shows: Mapping[UUID, EntityState] = {}
@@ -58,7 +60,7 @@ class References(msgspec.Struct, frozen=True):
     """Live cost ids of a show being deleted: the deletion cascades to them."""
 
 
-class PendingEvent(msgspec.Struct, frozen=True):
+class PendingEvent(msgspec.Struct, frozen=True, gc=False):
     """An event decided but not yet recorded: no position, version or time yet."""
 
     stream: StreamId
@@ -70,7 +72,7 @@ class PendingEvent(msgspec.Struct, frozen=True):
         return NewEvent(self.stream, self.type, self.data, SCHEMA_VERSIONS[self.type], metadata)
 
 
-class Accepted(msgspec.Struct, frozen=True):
+class Accepted(msgspec.Struct, frozen=True, gc=False):
     """The op is applied. No events means an update that changed nothing: still ``applied``."""
 
     events: list[PendingEvent]
@@ -80,11 +82,11 @@ class Accepted(msgspec.Struct, frozen=True):
         return current + sum(1 for event in self.events if event.stream == stream)
 
 
-class Conflicted(msgspec.Struct, frozen=True):
+class Conflicted(msgspec.Struct, frozen=True, gc=False):
     conflict: Conflict
 
 
-class Rejected(msgspec.Struct, frozen=True):
+class Rejected(msgspec.Struct, frozen=True, gc=False):
     error: OpError
 
 

@@ -31,7 +31,9 @@ _SHOWS = TABLES["show"]
 _INVENTORY = TABLES["product"]
 
 
-class Needs(msgspec.Struct, frozen=True):
+# gc=False: made by the thousand in a push and never part of a reference cycle, so the
+# cyclic garbage collector need not track them (msgspec's option).
+class Needs(msgspec.Struct, frozen=True, gc=False):
     rows: frozenset[RowKey] = frozenset()
     """Rows to load by key: the op's own row, and the show a cost op names."""
     skus: frozenset[str] = frozenset()
