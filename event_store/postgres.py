@@ -30,7 +30,7 @@ from uuid import UUID
 import msgspec
 import psycopg
 import psycopg_pool
-from psycopg.types.json import set_json_loads
+from psycopg.types.json import Json, set_json_loads
 
 from . import changes, listener
 from .errors import EventStoreError, StoreUnavailable
@@ -100,6 +100,11 @@ class _KeyRow(msgspec.Struct, gc=False):
 _encode_rows = msgspec.json.Encoder().encode
 
 
+def _as_is(document: bytes) -> bytes:
+    """psycopg's ``Json`` dumps function for a document encoded already."""
+    return document
+
+
 class PostgresSql(Sql):
     backend = "postgres"
     pipelining = True
@@ -120,6 +125,9 @@ class PostgresSql(Sql):
         # element in Python, which costs more than the query itself.
         cursor = self.connection.cursor(binary=binary)
         return cursor.execute(_pg(sql), params).fetchall()  # type: ignore[arg-type]
+
+    def json(self, document: bytes) -> Any:
+        return Json(document, dumps=_as_is)
 
     def send(
         self, sql: str, params: Sequence[Any] = (), *, binary: bool = False
@@ -177,7 +185,7 @@ class PostgresTransaction(Transaction):
                 "(SELECT hash FROM event_chains WHERE owner = ?) "
                 "FROM json_to_recordset(?::json) AS w(type text, id uuid)"
             ),
-            [self.owner, self.owner, _encode_rows(streams).decode()],
+            [self.owner, self.owner, self.sql.json(_encode_rows(streams))],
         )
 
     def _recall_cursor(self, keys: Sequence[str]) -> psycopg.Cursor[Any]:
@@ -194,7 +202,7 @@ class PostgresTransaction(Transaction):
                 "CROSS JOIN LATERAL "
                 "(SELECT outcome FROM idempotency_keys WHERE owner = ? AND key = k.key LIMIT 1) i"
             ),
-            [_encode_rows(keys).decode(), self.owner],
+            [self.sql.json(_encode_rows(keys)), self.owner],
         )
 
     def _lookup(
@@ -240,7 +248,7 @@ class PostgresTransaction(Transaction):
             "SELECT ?, max(position), ? FROM written "
             "ON CONFLICT (owner) DO UPDATE SET position = excluded.position, hash = excluded.hash) "
             "SELECT position, tx, hash FROM written",
-            [self.owner, self.now, document.decode(), self.owner, events[-1][2]],
+            [self.owner, self.now, self.sql.json(document), self.owner, events[-1][2]],
         )
 
         def positions() -> tuple[list[int], int]:
@@ -277,7 +285,7 @@ class PostgresTransaction(Transaction):
                 "INSERT INTO idempotency_keys (owner, key, outcome, recorded_at) "
                 "SELECT %s, r.k, decode(r.h, 'hex'), %s "
                 "FROM json_to_recordset(%s::json) AS r(k text, h text)",
-                [owner, moment, _encode_rows(pairs).decode()],
+                [owner, moment, self.sql.json(_encode_rows(pairs))],
             )
 
 
