@@ -22,7 +22,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime
 from time import monotonic
 from typing import Any
 from uuid import UUID
@@ -271,22 +270,22 @@ class PostgresTransaction(Transaction):
 
         return positions
 
-    def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None:
+    def _remember(self, outcomes: list[tuple[str, bytes]]) -> None:
         # One statement, not executemany: a push remembers one key per op, often hundreds. Its
         # text never changes (keys and outcomes, in hex, go as one JSON document parsed in C):
         # psycopg splits a statement at its placeholders in Python, and a VALUES list of
         # thousands of them cost more to convert than the insert itself; arrays are dumped
-        # element by element in Python. A transaction's rows share owner and time.
-        by_moment: dict[tuple[UUID, datetime], list[_KeyRow]] = {}
-        for owner, key, outcome, moment in rows:
-            by_moment.setdefault((owner, moment), []).append(_KeyRow(key, outcome.hex()))
-        for (owner, moment), pairs in by_moment.items():
-            self.sql.connection.execute(
-                "INSERT INTO idempotency_keys (owner, key, outcome, recorded_at) "
-                "SELECT %s, r.k, decode(r.h, 'hex'), %s "
-                "FROM json_to_recordset(%s::json) AS r(k text, h text)",
-                [owner, moment, self.sql.json(_encode_rows(pairs))],
-            )
+        # element by element in Python.
+        self.sql.connection.execute(
+            "INSERT INTO idempotency_keys (owner, key, outcome, recorded_at) "
+            "SELECT %s, r.k, decode(r.h, 'hex'), %s "
+            "FROM json_to_recordset(%s::json) AS r(k text, h text)",
+            [
+                self.owner,
+                self.now,
+                self.sql.json(_encode_rows([_KeyRow(k, o.hex()) for k, o in outcomes])),
+            ],
+        )
 
 
 def _notify(connection: psycopg.Connection[Any], notices: Sequence[changes.Committed]) -> None:

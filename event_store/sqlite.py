@@ -170,10 +170,11 @@ class SqliteTransaction(Transaction):
         self.sql.execute(chain.UPSERT_HEAD, [self.owner, positions[-1], events[-1][2]])
         return lambda: (positions, start)
 
-    def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None:
+    def _remember(self, outcomes: list[tuple[str, bytes]]) -> None:
+        owner, now = self.owner, self.now
         self.sql.executemany(
             "INSERT INTO idempotency_keys (owner, key, outcome, recorded_at) VALUES (?,?,?,?)",
-            rows,
+            [(owner, key, outcome, now) for key, outcome in outcomes],
         )
 
 

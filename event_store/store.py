@@ -250,7 +250,9 @@ class Transaction(abc.ABC):
         database is still inserting when this returns)."""
 
     @abc.abstractmethod
-    def _remember(self, rows: list[tuple[UUID, str, bytes, datetime]]) -> None: ...
+    def _remember(self, outcomes: list[tuple[str, bytes]]) -> None:
+        """Write idempotency keys and their outcomes, as this transaction's owner's, recorded
+        at ``now``."""
 
     # -- the interface -----------------------------------------------------------------------
 
@@ -310,7 +312,7 @@ class Transaction(abc.ABC):
         """Record idempotency keys whose first outcome wrote no event (a refused op)."""
         if outcomes:
             self._unused_keys.difference_update(outcomes)
-            self._remember([(self.owner, k, v, self.now) for k, v in outcomes.items()])
+            self._remember(list(outcomes.items()))
 
     def append(
         self,
@@ -402,12 +404,12 @@ class Transaction(abc.ABC):
             self._head = chained[-1][2]
         # Keys whose outcome is known now go with the events; the others need positions.
         known = [
-            (self.owner, key, request.outcome, self.now)
+            (key, request.outcome)
             for _, request, _ in sent.to_write
             if (key := request.idempotency_key) is not None and request.outcome is not None
         ]
         if known:
-            self._unused_keys.difference_update(key for _, key, _, _ in known)
+            self._unused_keys.difference_update(key for key, _ in known)
             self._remember(known)
         self._sent_keys.update(
             key
@@ -419,16 +421,22 @@ class Transaction(abc.ABC):
 
     def _settle(self, sent: _Sent) -> None:
         positions, tx = sent.positions() if sent.pending else ([], 0)
-        remembered: list[tuple[UUID, str, bytes, datetime]] = []
+        owner, now = self.owner, self.now
+        self._recorded += [
+            RecordedEvent(
+                position, tx, owner, event.stream, version, event.type, event.schema_version,
+                event.data, event.metadata, now,
+            )
+            for position, (event, version) in zip(positions, sent.pending, strict=True)
+        ]  # fmt: skip
+        if not sent.wanted and all(r.outcome is not None for _, r, _ in sent.to_write):
+            return  # nobody reads these results: a push's outcomes are its own
+        remembered: list[tuple[str, bytes]] = []
         taken = iter(zip(positions, sent.pending, strict=True))
         for index, request, _ in sent.to_write:
             written = [next(taken) for _ in request.events]
-            self._recorded.extend(
-                self._recorded_event(position, tx, event, version)
-                for position, (event, version) in written
-            )
             if not sent.wanted and request.outcome is not None:
-                continue  # nobody reads this result: a push's outcomes are its own
+                continue
             result = AppendResult(
                 {str(event.stream): version for _, (event, version) in written},
                 written[0][0],
@@ -436,10 +444,9 @@ class Transaction(abc.ABC):
             )
             sent.results[index] = result
             if request.idempotency_key is not None and request.outcome is None:
-                outcome = _encode_json(result)
-                remembered.append((self.owner, request.idempotency_key, outcome, self.now))
+                remembered.append((request.idempotency_key, _encode_json(result)))
         if remembered:
-            self._unused_keys.difference_update(key for _, key, _, _ in remembered)
+            self._unused_keys.difference_update(key for key, _ in remembered)
             self._remember(remembered)
         for index, first in sent.repeats.items() if sent.wanted else ():
             first_result = sent.results[first]
@@ -461,22 +468,6 @@ class Transaction(abc.ABC):
         ]  # fmt: skip
         hashes = chain.chain(head or chain.GENESIS, contents)
         return [(e, v, h) for (e, v), h in zip(pending, hashes, strict=True)]
-
-    def _recorded_event(
-        self, position: int, tx: int, event: NewEvent, version: int
-    ) -> RecordedEvent:
-        return RecordedEvent(
-            position=position,
-            tx=tx,
-            owner=self.owner,
-            stream=event.stream,
-            version=version,
-            type=event.type,
-            schema_version=event.schema_version,
-            data=event.data,
-            metadata=event.metadata,
-            recorded_at=self.now,
-        )
 
     def read_stream(
         self,

@@ -21,7 +21,7 @@ by cost id: that is what lets a cost event recompute the show's totals from the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -83,29 +83,31 @@ def _with_derived(fields: Mapping[str, Any], costs: Mapping[str, CostEntry]) -> 
 
 
 _ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
 
 
 def derived(fields: Mapping[str, Any], costs: Mapping[str, CostEntry]) -> dict[str, Any]:
     # Runs for every show event and every event of a cost on a show: kept lean (no
-    # comprehension when there is nothing foreign, no decimal string parsed twice).
-    cents = rows.cents
-    with localcontext(rows.DECIMAL):
-        currency = fields["currency"]
-        own = _ZERO
-        foreign: dict[str, Decimal] = {}
-        for cost in costs.values():
-            amount = Decimal(cost["amount"])
-            code = cost["currency"]
-            if code == currency:
-                own += amount
-            else:
-                foreign[code] = foreign.get(code, _ZERO) + amount
-        fee = Decimal(fields["fee"])
-        pct = Decimal(fields["mgmt_pct"]) + Decimal(fields["booking_pct"])
-        commission = cents(fee * pct / 100)
-        withholding = cents(fee * Decimal(fields["wht_pct"]) / 100)
-        costs_total = cents(own)
-        net = cents(cents(fee) - commission - withholding - costs_total)
+    # comprehension when there is nothing foreign, no decimal string parsed twice, the context's
+    # own methods rather than a local context entered and left on every call).
+    context, cents = rows.DECIMAL, rows.cents
+    currency = fields["currency"]
+    own = _ZERO
+    foreign: dict[str, Decimal] = {}
+    for cost in costs.values():
+        amount = Decimal(cost["amount"])
+        code = cost["currency"]
+        if code == currency:
+            own = context.add(own, amount)
+        else:
+            foreign[code] = context.add(foreign.get(code, _ZERO), amount)
+    fee = Decimal(fields["fee"])
+    pct = context.add(Decimal(fields["mgmt_pct"]), Decimal(fields["booking_pct"]))
+    commission = cents(context.divide(context.multiply(fee, pct), _HUNDRED))
+    withholding = cents(context.divide(context.multiply(fee, Decimal(fields["wht_pct"])), _HUNDRED))
+    costs_total = cents(own)
+    subtract = context.subtract
+    net = cents(subtract(subtract(subtract(cents(fee), commission), withholding), costs_total))
     return {
         "costs_total": str(costs_total),
         "cost_count": len(costs),
