@@ -223,12 +223,13 @@ class PostgresTransaction(Transaction):
         return answers
 
     def _insert(
-        self, events: list[tuple[NewEvent, int, bytes]]
+        self, events: list[tuple[NewEvent, int, bytes]], outcomes: list[tuple[str, bytes]]
     ) -> Callable[[], tuple[list[int], int]]:
         # One JSON parameter for the whole batch: PostgreSQL parses it in C, where dumping
         # hundreds of values one by one would cost more than the insert. Positions come from
         # the column default, taken row by row in the ORDER BY order, after every check. The
-        # chain head moves in the same statement: no round trip of its own.
+        # chain head and the idempotency keys go in the same statement: a statement costs
+        # psycopg and PostgreSQL more than a few hundred rows of JSON.
         document = _encode_rows(
             [
                 _PendingRow(o, e.stream.type, e.stream.id, v, e.type, e.schema_version, e.data,
@@ -245,10 +246,14 @@ class PostgresTransaction(Transaction):
             "ORDER BY r.o RETURNING position, tx, hash), "
             "head AS (INSERT INTO event_chains (owner, position, hash) "
             "SELECT ?, max(position), ? FROM written "
-            "ON CONFLICT (owner) DO UPDATE SET position = excluded.position, hash = excluded.hash) "
+            "ON CONFLICT (owner) DO UPDATE SET position = excluded.position, "
+            f"hash = excluded.hash), keys AS ({_INSERT_KEYS}) "
             "SELECT position, tx, hash FROM written",
-            [self.owner, self.now, self.sql.json(document), self.owner, events[-1][2]],
-        )
+            [
+                self.owner, self.now, self.sql.json(document), self.owner, events[-1][2],
+                *self._keys_params(outcomes),
+            ],
+        )  # fmt: skip
 
         def positions() -> tuple[list[int], int]:
             rows = written()
@@ -271,21 +276,22 @@ class PostgresTransaction(Transaction):
         return positions
 
     def _remember(self, outcomes: list[tuple[str, bytes]]) -> None:
-        # One statement, not executemany: a push remembers one key per op, often hundreds. Its
-        # text never changes (keys and outcomes, in hex, go as one JSON document parsed in C):
-        # psycopg splits a statement at its placeholders in Python, and a VALUES list of
-        # thousands of them cost more to convert than the insert itself; arrays are dumped
-        # element by element in Python.
-        self.sql.connection.execute(
-            "INSERT INTO idempotency_keys (owner, key, outcome, recorded_at) "
-            "SELECT %s, r.k, decode(r.h, 'hex'), %s "
-            "FROM json_to_recordset(%s::json) AS r(k text, h text)",
-            [
-                self.owner,
-                self.now,
-                self.sql.json(_encode_rows([_KeyRow(k, o.hex()) for k, o in outcomes])),
-            ],
-        )
+        self.sql.execute(_INSERT_KEYS, self._keys_params(outcomes))
+
+    def _keys_params(self, outcomes: list[tuple[str, bytes]]) -> list[Any]:
+        """The parameters of ``_INSERT_KEYS``."""
+        keys = _encode_rows([_KeyRow(key, outcome.hex()) for key, outcome in outcomes])
+        return [self.owner, self.now, self.sql.json(keys)]
+
+
+# One statement, not executemany: a push remembers one key per op, often hundreds. Its text never
+# changes (keys and outcomes, in hex, go as one JSON document parsed in C): psycopg splits a
+# statement at its placeholders in Python, and a VALUES list of thousands of them cost more to
+# convert than the insert itself; arrays are dumped element by element in Python.
+_INSERT_KEYS = (
+    "INSERT INTO idempotency_keys (owner, key, outcome, recorded_at) "
+    "SELECT ?, r.k, decode(r.h, 'hex'), ? FROM json_to_recordset(?::json) AS r(k text, h text)"
+)
 
 
 def _notify(connection: psycopg.Connection[Any], notices: Sequence[changes.Committed]) -> None:

@@ -150,7 +150,7 @@ class SqliteTransaction(Transaction):
         return found
 
     def _insert(
-        self, events: list[tuple[NewEvent, int, bytes]]
+        self, events: list[tuple[NewEvent, int, bytes]], outcomes: list[tuple[str, bytes]]
     ) -> Callable[[], tuple[list[int], int]]:
         # The single writer holds the database: max + 1 is free, and no rollback leaves a gap.
         row = self.sql.fetchone("SELECT coalesce(max(position), 0) FROM events")
@@ -168,6 +168,8 @@ class SqliteTransaction(Transaction):
             ],
         )  # fmt: skip
         self.sql.execute(chain.UPSERT_HEAD, [self.owner, positions[-1], events[-1][2]])
+        if outcomes:
+            self._remember(outcomes)
         return lambda: (positions, start)
 
     def _remember(self, outcomes: list[tuple[str, bytes]]) -> None:

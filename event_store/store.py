@@ -242,12 +242,13 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def _insert(
-        self, events: list[tuple[NewEvent, int, bytes]]
+        self, events: list[tuple[NewEvent, int, bytes]], outcomes: list[tuple[str, bytes]]
     ) -> Callable[[], tuple[list[int], int]]:
         """Insert ``(event, version, hash)`` rows in order and move the owner's chain head to
         the last one; positions are taken here, after every check, and increase in row order.
-        Return how to get the positions and the ``tx`` id (inside ``Sql.pipelined``, the
-        database is still inserting when this returns)."""
+        Write the idempotency keys ``outcomes`` with them (as ``_remember``). Return how to get
+        the positions and the ``tx`` id (inside ``Sql.pipelined``, the database is still
+        inserting when this returns)."""
 
     @abc.abstractmethod
     def _remember(self, outcomes: list[tuple[str, bytes]]) -> None:
@@ -398,10 +399,6 @@ class Transaction(abc.ABC):
             for _, request, event_versions in sent.to_write
             for event, version in zip(request.events, event_versions, strict=True)
         ]
-        if sent.pending:
-            chained = self._chained(sent.pending, self._head)
-            sent.positions = self._insert(chained)
-            self._head = chained[-1][2]
         # Keys whose outcome is known now go with the events; the others need positions.
         known = [
             (key, request.outcome)
@@ -410,6 +407,11 @@ class Transaction(abc.ABC):
         ]
         if known:
             self._unused_keys.difference_update(key for key, _ in known)
+        if sent.pending:
+            chained = self._chained(sent.pending, self._head)
+            sent.positions = self._insert(chained, known)
+            self._head = chained[-1][2]
+        elif known:
             self._remember(known)
         self._sent_keys.update(
             key

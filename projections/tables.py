@@ -274,12 +274,13 @@ _Saved = tuple[UUID, ReadRow, ChangedBy | None]
 
 
 def _save_tables(sql: Sql, by_table: Mapping[str, list[_Saved]], suffix: str) -> None:
+    if not by_table:
+        return
+    if sql.backend == "postgres":
+        _save_postgres(sql, by_table, suffix)
+        return
     for table, table_rows in by_table.items():
-        name = physical(table, suffix)
-        if sql.backend == "postgres":
-            _save_postgres(sql, table, name, table_rows)
-        else:
-            _save_sqlite(sql, table, name, table_rows)
+        _save_sqlite(sql, table, physical(table, suffix), table_rows)
 
 
 def insert_new(sql: Sql, rows: Mapping[OwnedKey, ReadRow], *, suffix: str = "") -> None:
@@ -372,30 +373,44 @@ def _by(event: ChangedBy | None) -> tuple[str | None, UUID | None, int | None]:
     return _NO_BY if event is None else (event.stream.type, event.stream.id, event.version)
 
 
-def _save_postgres(sql: Sql, table: str, name: str, rows: list[_Saved]) -> None:
-    # One JSON document for all rows: cheaper than a statement per row or array parameters.
-    # json_to_recordset parses each row once into typed columns; picking columns out of a
-    # json array with ->> re-parses the row for every column, bodies and all. (Bodies as JSON
-    # values rather than strings of JSON spared Python the escaping, and cost PostgreSQL more to
-    # parse than that saved: measured, and left as strings.)
-    record = _RECORDS[table]
-    document = _encoder.encode(
-        [record(*_values(table, owner, row, by), *_by(by)) for owner, row, by in rows]
-    )
-    sql.execute(_upsert_postgres(table, name), [sql.json(document)])
+def _save_postgres(sql: Sql, by_table: Mapping[str, list[_Saved]], suffix: str) -> None:
+    # One statement for every table, one JSON document per table: a statement costs psycopg and
+    # PostgreSQL more than hundreds of rows of JSON. json_to_recordset parses each row once into
+    # typed columns; picking columns out of a json array with ->> re-parses the row for every
+    # column, bodies and all. (Bodies as JSON values rather than strings of JSON spared Python
+    # the escaping, and cost PostgreSQL more to parse than that saved: measured, and left as
+    # strings.)
+    documents = [
+        sql.json(
+            _encoder.encode(
+                [record(*_values(table, owner, row, by), *_by(by)) for owner, row, by in rows]
+            )
+        )
+        if (rows := by_table.get(table))
+        else _NO_ROWS
+        for table, record in _RECORDS.items()
+    ]
+    sql.execute(_upsert_postgres(suffix), documents)
+
+
+_NO_ROWS = "[]"
 
 
 @functools.cache
-def _upsert_postgres(table: str, name: str) -> str:
-    columns = columns_of(table)
-    typed = ", ".join(f"{c} {_PG_TYPES[c]}" for c in columns)
-    selected = ", ".join(_SYNC_POS_POSTGRES if c == "sync_pos" else f"r.{c}" for c in columns)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
-    return (
-        f"INSERT INTO {name} ({', '.join(columns)}) "
-        f"SELECT {selected} FROM json_to_recordset(?::json) AS r({typed}, {_BY_TYPES}) "
-        f"ON CONFLICT (owner, id) DO UPDATE SET {updates}"
-    )
+def _upsert_postgres(suffix: str) -> str:
+    """The upsert of every table's rows (in ``_RECORDS`` order), each from a document."""
+    upserts = []
+    for table in _RECORDS:
+        columns = columns_of(table)
+        typed = ", ".join(f"{c} {_PG_TYPES[c]}" for c in columns)
+        selected = ", ".join(_SYNC_POS_POSTGRES if c == "sync_pos" else f"r.{c}" for c in columns)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
+        upserts.append(
+            f"saved_{table} AS (INSERT INTO {physical(table, suffix)} ({', '.join(columns)}) "
+            f"SELECT {selected} FROM json_to_recordset(?::json) AS r({typed}, {_BY_TYPES}) "
+            f"ON CONFLICT (owner, id) DO UPDATE SET {updates})"
+        )
+    return f"WITH {', '.join(upserts)} SELECT 1"
 
 
 def _check_table(table: str) -> None:
