@@ -38,7 +38,7 @@ from projections.apply import Loader, RowCache, apply_event, load_missing
 from projections.project import epoch_later
 from projections.rows import TABLES, ReadRow, RowKey
 from projections.shows import live_cost_ids
-from schemas.entities import DELETE, UPDATE
+from schemas.entities import DELETE, UPDATE, is_entity
 from schemas.ops import Op, PushRequest, prepare_op
 from schemas.results import OpError, OpResult
 
@@ -119,22 +119,25 @@ def push(
 def _push(
     tx: Transaction, request: PushRequest, origin: Origin, at_current_version: bool
 ) -> Pushed:
-    ops: list[Op | OpError] = [prepare_op(op, request.schema_version) for op in request.ops]
     keys = [OP_KEY_PREFIX + str(op.op_id) for op in request.ops]
-    valid = [op for op in ops if isinstance(op, Op)]
-    needs = [inputs.references_needed(op) for op in valid]
     # Everything the batch reads is asked for at once, before any write is sent (in the
-    # pipelined transaction a read waits for every statement sent before it): the keys, the
-    # streams' versions (so that ``send`` needs no lookup), the epoch (it cannot move while the
-    # owner lock is held: a rebuild's swap waits for owner transactions), then the rows. The
-    # rows of ops that turn out to be duplicates are loaded for nothing; duplicates are rare.
-    recall = tx.recall_later(keys, (StreamId(op.entity, op.id) for op in valid))
+    # pipelined transaction a read waits for every statement sent before it), and before the
+    # ops are even checked, so that the database looks up while Python checks: the keys with
+    # the streams' versions (so that ``send`` needs no lookup), the rows, the epoch (it cannot
+    # move while the owner lock is held: a rebuild's swap waits for owner transactions). Rows of
+    # ops that turn out to be duplicates or malformed are loaded for nothing; both are rare.
+    # Only an entity has a stream: a name that is none (one holding a NUL, which PostgreSQL
+    # cannot even compare) never reaches the log; deciding answers it ``unknown_entity``.
+    recall = tx.recall_later(
+        keys, (StreamId(op.entity, op.id) for op in request.ops if is_entity(op.entity))
+    )
+    needs = [inputs.references_needed(op) for op in request.ops]
+    cache = RowCache(lambda keys: tables.load_rows(tx.sql, origin.owner, keys))
+    loaded = _load(tx, request.ops, needs, cache)
     cursor_epoch = epoch_later(tx.sql)
     tx.ask_now()
-    cache = RowCache(lambda keys: tables.load_rows(tx.sql, origin.owner, keys))
-    loaded = _load(tx, valid, needs, cache)
-    # What needs no state is checked while the database looks the rows up.
-    payloads = [check_payload(op) for op in valid]
+    ops: list[Op | OpError] = [prepare_op(op, request.schema_version) for op in request.ops]
+    payloads = [check_payload(op) if isinstance(op, Op) else None for op in ops]
     projected = _Provisional(loaded(), cache, origin.owner, tx.now)
     working = projected.rows
     recalled = recall()
@@ -143,9 +146,9 @@ def _push(
     requests: list[AppendRequest] = []
     remembered: dict[str, bytes] = {}
     first: dict[UUID, OpResult] = {}
-    prepared = iter(zip(needs, payloads, strict=True))
-    for original, op, key in zip(request.ops, ops, keys, strict=True):
-        op_needs, payload = next(prepared) if isinstance(op, Op) else (None, None)
+    for original, op, key, op_needs, payload in zip(
+        request.ops, ops, keys, needs, payloads, strict=True
+    ):
         if original.op_id in first:
             results.append(_duplicate(original.op_id, first[original.op_id]))
             continue
@@ -157,7 +160,6 @@ def _push(
         else:
             if at_current_version:
                 op = _at_current_version(op, working)
-            assert op_needs is not None
             result, append = _decide(op, op_needs, payload, key, projected, origin)
             if append is None:
                 # Refused, or an update that changed nothing: no event carries the key.

@@ -46,8 +46,11 @@ SHOW_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "mgmt_pct": percent(),
     "booking_pct": percent(),
     "wht_pct": percent(),
-    # Any text but NUL, which validation refuses (PostgreSQL cannot store it).
-    "notes": st.none() | st.text(st.characters(exclude_characters="\x00"), max_size=20),
+    # Any text a client can send but NUL, which validation refuses (PostgreSQL cannot store
+    # it). codec="utf-8": no lone surrogates, which no JSON body can carry (the decoder refuses
+    # them, 400), and which no event could be encoded with.
+    "notes": st.none()
+    | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20),
 }
 
 SHOW_REQUIRED = ("date", "city", "country", "fee")

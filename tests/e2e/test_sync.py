@@ -536,6 +536,18 @@ def test_an_op_s_own_bad_members_refuse_it_alone(device: Device) -> None:
     assert all(len(r["error"]["message"]) < 200 for r in results[:4])
 
 
+def test_a_nul_in_an_entity_or_action_name_rejects_its_op_alone(device: Device) -> None:
+    # PostgreSQL cannot hold a NUL in text: an op naming such an entity must never reach a
+    # lookup of the log (it was a 500 there) but be answered like any unknown name.
+    good = op("show", uid(), "create", show())
+    results = device.push(
+        [op("sh\u0000ow", uid(), "create", show()), op("show", uid(), "up\u0000date", {}), good]
+    )
+    assert [r["status"] for r in results] == ["rejected", "rejected", "applied"]
+    assert [r["error"]["code"] for r in results[:2]] == ["unknown_entity", "unknown_action"]
+    assert len(device.state()) == 1
+
+
 def test_stock_never_goes_above_the_largest_count(device: Device) -> None:
     product_id = uid()
     one(device, op("product", product_id, "create", product(quantity=10**12)))
