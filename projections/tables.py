@@ -387,13 +387,13 @@ def _save_postgres(sql: Sql, by_table: Mapping[str, list[_Saved]], suffix: str) 
             )
         )
         if (rows := by_table.get(table))
-        else _NO_ROWS
+        else sql.json(_NO_ROWS)  # a parameter of the same type: one prepared statement
         for table, record in _RECORDS.items()
     ]
     sql.execute(_upsert_postgres(suffix), documents)
 
 
-_NO_ROWS = "[]"
+_NO_ROWS = b"[]"
 
 
 @functools.cache
