@@ -431,16 +431,18 @@ def percentile(values: list[float], p: float) -> float:
 def run_backend(backend: str, args: argparse.Namespace) -> None:
     print(f"\n== {backend}", flush=True)
     print("  yardstick: bench/append.py (store append and raw INSERT, same database)", flush=True)
-    yardstick = {m.batch: m for m in measure(backend, args.events, args.rounds, BATCHES)}
+    sizes = sorted({*args.batches, *([BATCHES[-1]] if args.clients > 1 else [])})
+    yardstick = {m.batch: m for m in measure(backend, args.events, args.rounds, sizes)}
     if backend == "postgres":
         checkpoint()
     with running_server(backend) as server:
-        pushes = [measure_push(server, batch, args.rounds) for batch in BATCHES]
+        pushes = [measure_push(server, batch, args.rounds) for batch in args.batches]
         if args.clients > 1:
             pushes.append(measure_push(server, BATCHES[-1], args.rounds, args.clients))
-        pulls = measure_pulls(server, args.pulls, args.first_syncs)
+        pulls = None if args.no_pulls else measure_pulls(server, args.pulls, args.first_syncs)
     print_push(backend, pushes, yardstick)
-    print_pull(backend, pulls)
+    if pulls is not None:
+        print_pull(backend, pulls)
 
 
 def checkpoint() -> None:
@@ -465,7 +467,7 @@ def print_push(backend: str, pushes: list[PushFigure], yardstick: dict[int, Meas
         print(f"  {p.batch:5d} {p.ops:6d} {p.ops_per_s:10,.0f} {p.events_per_op:5.2f} "
               f"{y.store:11,.0f} {y.insert:11,.0f} {p.ops_per_s / y.store:11.2f} "
               f"{p.ops_per_s / y.insert:11.2f}")  # fmt: skip
-    if backend == "postgres":
+    if backend == "postgres" and any(p.batch == BATCHES[-1] for p in pushes):
         rate = max(p.ops_per_s for p in pushes if p.batch == BATCHES[-1])
         print(f"  target: batches of 500 >= 10,000 ops/s: {_verdict(rate >= 10_000)}")
 
@@ -500,7 +502,16 @@ def main() -> int:
         default=1,
         help="also measure batches of 500 with this many users pushing at once",
     )
+    parser.add_argument(
+        "--batches",
+        type=lambda text: [int(size) for size in text.split(",")],
+        default=list(BATCHES),
+        help="push batch sizes to measure, of 1, 50 and 500 (default: all three)",
+    )
+    parser.add_argument("--no-pulls", action="store_true", help="measure pushes only")
     args = parser.parse_args()
+    if not set(args.batches) <= set(BATCHES):
+        parser.error(f"--batches takes sizes among {BATCHES}")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}; client and server on loopback; "
           f"load average {load_average()}")  # fmt: skip
