@@ -94,11 +94,21 @@ def load_rows_later(
         by_table.setdefault(table, []).append(id_)
     # Every table's query is sent before any rows are read: in a pipelined transaction the
     # database runs the next while Python decodes the rows of the one before.
-    sent = [
-        (table, fetch)
-        for table, ids in by_table.items()
-        for fetch in _select_by_ids(sql, owner, physical(table, suffix), list(dict.fromkeys(ids)))
-    ]
+    return _decoded(
+        [
+            (table, fetch)
+            for table, ids in by_table.items()
+            for fetch in _select_by_ids(
+                sql, owner, physical(table, suffix), list(dict.fromkeys(ids))
+            )
+        ]
+    )
+
+
+def _decoded(
+    sent: list[tuple[str, Callable[[], list[Sequence[Any]]]]],
+) -> Callable[[], dict[RowKey, ReadRow]]:
+    """How to get the rows of queries already sent, each with the table it reads."""
 
     def rows() -> dict[RowKey, ReadRow]:
         found: dict[RowKey, ReadRow] = {}
@@ -139,36 +149,27 @@ def _select_by_ids(
     ]
 
 
-def load_live_by_sku(sql: Sql, owner: UUID, skus: Iterable[str]) -> dict[RowKey, ReadRow]:
-    """The owner's live products whose sku is among ``skus``."""
-    return load_live_by_sku_later(sql, owner, skus)()
-
-
 def load_live_by_sku_later(
     sql: Sql, owner: UUID, skus: Iterable[str]
 ) -> Callable[[], dict[RowKey, ReadRow]]:
-    """``load_live_by_sku``, sent now and read when the result is called."""
+    """The owner's live products whose sku is among ``skus``: sent now, read when the result
+    is called."""
     wanted = list(dict.fromkeys(skus))
     # Byte-wise on PostgreSQL, to use the index the lists sort skus by (the same rows match).
     sku = 'sku COLLATE "C"' if sql.backend == "postgres" else "sku"
-    sent = [
-        sql.send(
-            f"SELECT {ROW_COLUMNS} FROM inventory WHERE owner = ? AND deleted_at IS NULL "
-            f"AND {sku} IN ({','.join('?' * len(chunk))})",
-            [owner, *chunk],
-        )
-        for chunk in chunks(wanted, 500)
-    ]
-
-    def rows() -> dict[RowKey, ReadRow]:
-        found: dict[RowKey, ReadRow] = {}
-        for fetch in sent:
-            for record in fetch():
-                row = row_from(record)
-                found[("inventory", row.id)] = row
-        return found
-
-    return rows
+    return _decoded(
+        [
+            (
+                "inventory",
+                sql.send(
+                    f"SELECT {ROW_COLUMNS} FROM inventory WHERE owner = ? AND deleted_at IS NULL "
+                    f"AND {sku} IN ({','.join('?' * len(chunk))})",
+                    [owner, *chunk],
+                ),
+            )
+            for chunk in chunks(wanted, 500)
+        ]
+    )
 
 
 def load_all(sql: Sql, owner: UUID | None = None) -> dict[tuple[UUID, str, UUID], ReadRow]:
@@ -243,7 +244,7 @@ def save_rows(
     suffix: str = "",
     changed_by: Mapping[RowKey, ChangedBy] | None = None,
 ) -> None:
-    """Insert or replace ``rows``: one statement per table on PostgreSQL.
+    """Insert or replace ``rows``: one statement on PostgreSQL, one per table on SQLite.
 
     ``changed_by``: for the rows it names, ``sync_pos`` is the position of that event (of its
     stream and version: its own position is not known yet), which the database looks up in the
@@ -311,8 +312,8 @@ def _values(table: str, owner: UUID, row: ReadRow, by: ChangedBy | None = None) 
     """The row's column values in ``columns_of`` order (``sync_pos`` None when the event ``by``
     sets it)."""
     return [
-        owner, row.id, row.version, None if by else row.sync_pos, row.created_at, row.updated_at,
-        row.deleted_at, *_index_values(table, row), body_of(row).decode(),
+        owner, row.id, row.version, row.sync_pos if by is None else None, row.created_at,
+        row.updated_at, row.deleted_at, *_index_values(table, row), body_of(row).decode(),
         _encoder.encode(row.hidden).decode(),
     ]  # fmt: skip
 

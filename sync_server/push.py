@@ -368,27 +368,28 @@ def _load(
     by_key = tables.load_rows_later(tx.sql, tx.owner, keys)
     by_sku = tables.load_live_by_sku_later(tx.sql, tx.owner, skus) if skus else dict
 
-    def rows() -> dict[RowKey, ReadRow]:
-        rows = by_key()
-        cache.add(rows, keys)
-        for key, row in by_sku().items():
-            cache.add({key: row})
-            rows.setdefault(key, row)
+    def loaded() -> dict[RowKey, ReadRow]:
+        found = by_key()
+        cache.add(found, keys)
+        with_sku = by_sku()
+        cache.add(with_sku)
+        for key, row in with_sku.items():
+            found.setdefault(key, row)
         more: set[RowKey] = set()
-        for (table, _), row in rows.items():
+        for (table, _), row in found.items():
             if table == TABLES["cost"] and not row.deleted:
                 more.add((_SHOWS, UUID(row.data["show_id"])))
         deleting = {op.id for op in ops if op.entity == "show" and op.action == "delete"}
         for show_id in deleting:
-            show = rows.get((_SHOWS, show_id))
+            show = found.get((_SHOWS, show_id))
             if show is not None:
                 more |= {(TABLES["cost"], cost_id) for cost_id in live_cost_ids(show)}
-        more -= rows.keys()
+        more -= found.keys()
         if more:
-            rows.update(cache(more))
-        return rows
+            found.update(cache(more))
+        return found
 
-    return rows
+    return loaded
 
 
 def _duplicate(op_id: UUID, first: OpResult) -> OpResult:

@@ -89,7 +89,9 @@ def references_from_rows(
     for sku in needs.skus:
         for key in rows.keys() if products is None else products(sku):
             row = rows.get(key)
-            if key[0] == _INVENTORY and row and not row.deleted and row.data["sku"] == sku:
+            if key[0] != _INVENTORY or row is None or row.deleted:
+                continue
+            if row.data["sku"] == sku:
                 by_sku[sku] = row.id
     costs_by_show: dict[UUID, list[UUID]] = {}
     if cascade:
