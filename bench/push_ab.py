@@ -6,7 +6,9 @@ endpoint's, in process, batches of 500 from ``bench/sync.py``'s device, one user
 store each) in two worker processes, one per checkout, and alternates them every ``--per``
 batches, ``--rounds`` times (which one goes first alternates too). Both push the very same
 sequence of batches. It prints each side's median wall and CPU time per batch and the median
-of the B/A ratios of neighbouring runs, with their quartiles.
+of the B/A ratios of neighbouring runs, with their quartiles. On PostgreSQL it also prints the
+database's CPU time per batch: that of every ``postgres`` process of this machine (read from
+``/proc``) over each turn, so the database must be local and otherwise idle.
 
     git worktree add /tmp/before <commit>
     .venv/bin/python bench/push_ab.py --a /tmp/before [--b .] [--rounds 100] [--per 2]
@@ -15,6 +17,7 @@ of the B/A ratios of neighbouring runs, with their quartiles.
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import random
 import statistics
@@ -72,6 +75,25 @@ def _run(process: subprocess.Popen[str], count: int) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _postgres_cpu() -> float:
+    """Seconds of CPU (user and system) of every ``postgres`` process now running here."""
+    total = 0
+    for comm in glob.glob("/proc/[0-9]*/comm"):
+        try:
+            with open(comm) as name:
+                if name.read().strip() != "postgres":
+                    continue
+            with open(comm.removesuffix("comm") + "stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
 def _quartiles(values: list[float]) -> str:
     q1, median, q3 = statistics.quantiles(values, n=4)
     return f"{median:.3f} (quartiles {q1:.3f}-{q3:.3f})"
@@ -98,9 +120,12 @@ def main() -> int:
         for name, path in (("A", args.a), ("B", args.b))
     }
     times: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
+    database: dict[str, list[float]] = {"A": [], "B": []}
     for round_ in range(args.rounds):
         for name in ("A", "B") if round_ % 2 == 0 else ("B", "A"):
+            before = _postgres_cpu()
             times[name].append(_run(sides[name], args.per))
+            database[name].append((_postgres_cpu() - before) / args.per * 1000)
     for process in sides.values():
         assert process.stdin is not None
         process.stdin.close()
@@ -109,9 +134,15 @@ def main() -> int:
         walls, cpus = zip(*times[name], strict=True)
         print(f"{name}: wall {statistics.median(walls):.1f} ms, cpu {statistics.median(cpus):.1f} "
               f"ms per batch of 500 (median of {args.rounds} turns)")  # fmt: skip
+        if args.backend == "postgres":
+            print(f"{name}: database cpu {statistics.mean(database[name]):.1f} ms per batch "
+                  f"(mean of {args.rounds} turns; /proc counts in ticks)")  # fmt: skip
     pairs = list(zip(times["A"], times["B"], strict=True))
     print(f"B/A wall: {_quartiles([b[0] / a[0] for a, b in pairs])}")
     print(f"B/A cpu:  {_quartiles([b[1] / a[1] for a, b in pairs])}")
+    if args.backend == "postgres":
+        ratio = statistics.mean(database["B"]) / statistics.mean(database["A"])
+        print(f"B/A database cpu (ratio of means): {ratio:.3f}")
     return 0
 
 
