@@ -396,7 +396,7 @@ def _save_postgres(sql: Sql, by_table: Mapping[str, list[_Saved]], suffix: str) 
             bodies.append(values[-2])
             hidden.append(values[-1])
         # A table with no rows gets empty parameters of the same types: one prepared statement.
-        params += [sql.json(_encoder.encode(records) if records else _NO_ROWS), bodies, hidden]
+        params += [bodies, hidden, sql.json(_encoder.encode(records) if records else _NO_ROWS)]
     sql.send(_upsert_postgres(suffix), params, binary=True)
 
 
@@ -405,8 +405,13 @@ _NO_ROWS = b"[]"
 
 @functools.cache
 def _upsert_postgres(suffix: str) -> str:
-    """The upsert of every table's rows (in ``_RECORDS`` order), each from a document and two
-    arrays of the same length, zipped by ``ROWS FROM``."""
+    """The upsert of every table's rows (in ``_RECORDS`` order), each from two arrays and a
+    document of the same length, zipped by ``ROWS FROM``.
+
+    Kept under 4 KiB: psycopg caches the conversion of its placeholders only for a statement
+    that short, and parsed a longer one again on every call (with regular expressions, in
+    Python). The arrays come first so that naming their two columns (``AS r(body, hidden)``)
+    leaves the document's columns with the names its definition list gives them."""
     upserts = []
     for table in _RECORDS:
         columns = columns_of(table)
@@ -416,12 +421,13 @@ def _upsert_postgres(suffix: str) -> str:
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
         upserts.append(
             f"saved_{table} AS (INSERT INTO {physical(table, suffix)} ({', '.join(columns)}) "
-            f"SELECT {selected} FROM ROWS FROM (json_to_recordset(?::json) AS ({typed}, "
-            f"{_BY_TYPES}), unnest(?::text[]), unnest(?::text[])) "
-            f"AS r({', '.join(short)}, {', '.join(_BY)}, {', '.join(_TEXTS)}) "
+            f"SELECT {selected} FROM ROWS FROM (unnest(?::text[]), unnest(?::text[]), "
+            f"json_to_recordset(?::json) AS ({typed}, {_BY_TYPES})) AS r({', '.join(_TEXTS)}) "
             f"ON CONFLICT (owner, id) DO UPDATE SET {updates})"
         )
-    return f"WITH {', '.join(upserts)} SELECT 1"
+    statement = f"WITH {', '.join(upserts)} SELECT 1"
+    assert len(statement) <= 4096, "psycopg would parse it on every call"
+    return statement
 
 
 def _check_table(table: str) -> None:
