@@ -17,7 +17,6 @@ database's CPU time per batch: that of every ``postgres`` process of this machin
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import random
 import statistics
@@ -75,25 +74,6 @@ def _run(process: subprocess.Popen[str], count: int) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _postgres_cpu() -> float:
-    """Seconds of CPU (user and system) of every ``postgres`` process now running here."""
-    total = 0
-    for comm in glob.glob("/proc/[0-9]*/comm"):
-        try:
-            with open(comm) as name:
-                if name.read().strip() != "postgres":
-                    continue
-            with open(comm.removesuffix("comm") + "stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / _TICKS
-
-
 def _quartiles(values: list[float]) -> str:
     q1, median, q3 = statistics.quantiles(values, n=4)
     return f"{median:.3f} (quartiles {q1:.3f}-{q3:.3f})"
@@ -114,6 +94,10 @@ def main() -> int:
         return 0
     if not args.a:
         parser.error("--a is required")
+    # Here, not at the top: a worker must import the ``bench`` package of its own checkout.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from bench.proc_cpu import postgres_seconds
+
     total = args.rounds * args.per
     sides = {
         name: _start(os.path.abspath(path), args.backend, total)
@@ -123,9 +107,9 @@ def main() -> int:
     database: dict[str, list[float]] = {"A": [], "B": []}
     for round_ in range(args.rounds):
         for name in ("A", "B") if round_ % 2 == 0 else ("B", "A"):
-            before = _postgres_cpu()
+            before = postgres_seconds() or 0.0
             times[name].append(_run(sides[name], args.per))
-            database[name].append((_postgres_cpu() - before) / args.per * 1000)
+            database[name].append(((postgres_seconds() or 0.0) - before) / args.per * 1000)
     for process in sides.values():
         assert process.stdin is not None
         process.stdin.close()
@@ -134,13 +118,13 @@ def main() -> int:
         walls, cpus = zip(*times[name], strict=True)
         print(f"{name}: wall {statistics.median(walls):.1f} ms, cpu {statistics.median(cpus):.1f} "
               f"ms per batch of 500 (median of {args.rounds} turns)")  # fmt: skip
-        if args.backend == "postgres":
+        if args.backend == "postgres" and any(database[name]):
             print(f"{name}: database cpu {statistics.mean(database[name]):.1f} ms per batch "
                   f"(mean of {args.rounds} turns; /proc counts in ticks)")  # fmt: skip
     pairs = list(zip(times["A"], times["B"], strict=True))
     print(f"B/A wall: {_quartiles([b[0] / a[0] for a, b in pairs])}")
     print(f"B/A cpu:  {_quartiles([b[1] / a[1] for a, b in pairs])}")
-    if args.backend == "postgres":
+    if args.backend == "postgres" and statistics.mean(database["A"]) > 0:
         ratio = statistics.mean(database["B"]) / statistics.mean(database["A"])
         print(f"B/A database cpu (ratio of means): {ratio:.3f}")
     return 0

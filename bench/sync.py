@@ -15,7 +15,10 @@ A pull's time runs from sending the request to having decoded the page (msgspec)
 needs the cursor. Client, server and database share the machine's cores.
 
 In the same run, as the yardstick, ``bench/append.py`` measures the store's append and the raw
-INSERT limit of the same database; the push table gives the ratios to them.
+INSERT limit of the same database; the push table gives the ratios to them. It also gives, read
+from ``/proc`` over the timed spans (``bench/proc_cpu.py``), the CPU the server process and the
+local PostgreSQL used per batch and how busy the machine's cores were: on a small machine they
+say which of the two a push waits for.
 
     .venv/bin/python bench/sync.py [--backend sqlite|postgres|both] [--rounds 3] [--pulls 300]
 """
@@ -47,6 +50,7 @@ import httpx
 import msgspec
 import psycopg
 
+from bench import proc_cpu
 from bench.append import PG_URL, Measurement, load_average, measure, postgres_schema
 from event_store import open_store
 
@@ -312,30 +316,88 @@ class PushFigure:
     ops: int
     ops_per_s: float
     events_per_op: float
+    server_ms: float | None = None
+    """CPU of the server process per batch, over every round (``bench/proc_cpu.py``)."""
+    database_ms: float | None = None
+    """CPU of the local PostgreSQL per batch (None on SQLite: it runs inside the server)."""
+    busy: float | None = None
+    """Share of the machine's cores busy while the rounds ran."""
 
 
 def measure_push(server: Server, batch: int, rounds: int, clients: int = 1) -> PushFigure:
-    """Push ops/s with ``clients`` users pushing at once, each one request at a time."""
+    """Push ops/s with ``clients`` users pushing at once, each one request at a time; and what
+    the server process, the database and the machine used while they pushed."""
     pushers = [_Pusher(server, batch, seed) for seed in range(clients)]
     total = OPS_PER_MEASUREMENT[batch]
     rates, events_before, pushed = [], server.count_events(), 0
+    usage = _Usage(server)
     for _ in range(rounds):
         for pusher in pushers:
             pusher.prepare(total)
         threads = [threading.Thread(target=pusher.run) for pusher in pushers]
+        usage.start()
         started = time.perf_counter()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         rates.append(total * clients / (time.perf_counter() - started))
+        usage.stop()
         for pusher in pushers:
             pusher.check()
         pushed += total * clients
     events = server.count_events() - events_before
     for pusher in pushers:
         pusher.client.close()
-    return PushFigure(batch, total * clients, statistics.median(rates), events / pushed)
+    batches = pushed / batch
+    return PushFigure(
+        batch,
+        total * clients,
+        statistics.median(rates),
+        events / pushed,
+        None if usage.server is None else usage.server / batches * 1000,
+        None if usage.database is None else usage.database / batches * 1000,
+        usage.busy(),
+    )
+
+
+class _Usage:
+    """CPU seconds the server process and the database used over the timed spans only (not
+    while the next round's bodies are generated), and how busy the machine was meanwhile."""
+
+    def __init__(self, server: Server) -> None:
+        self._pid = server.process.pid
+        self._postgres = server.database_url is not None
+        self.server: float | None = 0.0
+        self.database: float | None = 0.0 if self._postgres else None
+        self._busy: list[float] = []
+        self._at: tuple[float | None, float | None, proc_cpu.MachineTime | None] = (
+            None, None, None,
+        )  # fmt: skip
+
+    def _read(self) -> tuple[float | None, float | None, proc_cpu.MachineTime | None]:
+        database = proc_cpu.postgres_seconds() if self._postgres else None
+        return proc_cpu.process_seconds(self._pid), database, proc_cpu.MachineTime.now()
+
+    def start(self) -> None:
+        self._at = self._read()
+
+    def stop(self) -> None:
+        (server, database, machine), (server0, database0, machine0) = self._read(), self._at
+        self.server = _add(self.server, server, server0)
+        self.database = _add(self.database, database, database0)
+        if machine is not None and machine0 is not None:
+            self._busy.append(machine.busy_since(machine0))
+
+    def busy(self) -> float | None:
+        return statistics.mean(self._busy) if self._busy else None
+
+
+def _add(sum_: float | None, now: float | None, before: float | None) -> float | None:
+    """``sum_`` plus what was used between two readings; None once any reading is missing."""
+    if sum_ is None or now is None or before is None:
+        return None
+    return sum_ + now - before
 
 
 class _Pusher:
@@ -461,15 +523,23 @@ def print_push(backend: str, pushes: list[PushFigure], yardstick: dict[int, Meas
         "several users pushing at once)"
     )
     print(f"  {'batch':>5} {'ops':>6} {'push ops/s':>10} {'ev/op':>5} {'append ev/s':>11} "
-          f"{'INSERT ev/s':>11} {'push/append':>11} {'push/INSERT':>11}")  # fmt: skip
+          f"{'INSERT ev/s':>11} {'push/append':>11} {'push/INSERT':>11} "
+          f"{'server ms':>9} {'db ms':>6} {'busy':>4}")  # fmt: skip
     for p in pushes:
         y = yardstick[p.batch]
         print(f"  {p.batch:5d} {p.ops:6d} {p.ops_per_s:10,.0f} {p.events_per_op:5.2f} "
               f"{y.store:11,.0f} {y.insert:11,.0f} {p.ops_per_s / y.store:11.2f} "
-              f"{p.ops_per_s / y.insert:11.2f}")  # fmt: skip
+              f"{p.ops_per_s / y.insert:11.2f} {_ms(p.server_ms):>9} {_ms(p.database_ms):>6} "
+              f"{'-' if p.busy is None else f'{p.busy:.0%}':>4}")  # fmt: skip
+    print("  (server ms, db ms: CPU of the server process and of PostgreSQL per batch, from "
+          "/proc; busy: share of the machine's cores in use while pushing)")  # fmt: skip
     if backend == "postgres" and any(p.batch == BATCHES[-1] for p in pushes):
         rate = max(p.ops_per_s for p in pushes if p.batch == BATCHES[-1])
         print(f"  target: batches of 500 >= 10,000 ops/s: {_verdict(rate >= 10_000)}")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def print_pull(backend: str, pulls: PullFigures) -> None:
