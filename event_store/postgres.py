@@ -69,12 +69,6 @@ def _pg(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-@functools.lru_cache(maxsize=64)
-def _pg_binary(sql: str) -> str:
-    """``_pg`` with every parameter sent in binary (``%b``)."""
-    return sql.replace("%", "%%").replace("?", "%b")
-
-
 _json_decode = msgspec.json.decode
 
 # The feed hands data and metadata over as text, for ``decode_row`` to decode each in one typed
@@ -137,11 +131,8 @@ class PostgresSql(Sql):
     def send(
         self, sql: str, params: Sequence[Any] = (), *, binary: bool = False
     ) -> Callable[[], list[Row]]:
-        """``binary``: the parameters go in binary as well as the rows come back in it (a list
-        of str in text would be escaped element by element in Python, and parsed back by
-        PostgreSQL one character at a time)."""
         cursor = self.connection.cursor(binary=binary)
-        cursor.execute(_pg_binary(sql) if binary else _pg(sql), params)  # type: ignore[arg-type]
+        cursor.execute(_pg(sql), params)  # type: ignore[arg-type]
         return cursor.fetchall
 
     @contextmanager

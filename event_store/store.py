@@ -99,13 +99,10 @@ class Sql(abc.ABC):
     def script(self, sql: str) -> None:
         """Run several statements with no parameters (migrations)."""
 
-    def send(
-        self, sql: str, params: Sequence[Any] = (), *, binary: bool = False
-    ) -> Callable[[], list[Row]]:
+    def send(self, sql: str, params: Sequence[Any] = ()) -> Callable[[], list[Row]]:
         """Start a query and return how to get its rows. Inside ``pipelined`` the database runs
         it while the caller goes on, and only asking for the rows waits; elsewhere it has run
-        when this returns. ``binary``: parameters and rows in PostgreSQL's binary format (for
-        arrays of text, which the text format escapes element by element); SQLite ignores it."""
+        when this returns."""
         rows = self.fetchall(sql, params)
         return lambda: rows
 

@@ -312,9 +312,16 @@ def _values(table: str, owner: UUID, row: ReadRow, by: ChangedBy | None = None) 
     """The row's column values in ``columns_of`` order (``sync_pos`` None when the event ``by``
     sets it)."""
     return [
-        owner, row.id, row.version, row.sync_pos if by is None else None, row.created_at,
-        row.updated_at, row.deleted_at, *_index_values(table, row), body_of(row).decode(),
+        *_short_values(table, owner, row, by), body_of(row).decode(),
         _encoder.encode(row.hidden).decode(),
+    ]  # fmt: skip
+
+
+def _short_values(table: str, owner: UUID, row: ReadRow, by: ChangedBy | None) -> list[Any]:
+    """``_values`` but the two JSON texts."""
+    return [
+        owner, row.id, row.version, row.sync_pos if by is None else None, row.created_at,
+        row.updated_at, row.deleted_at, *_index_values(table, row),
     ]  # fmt: skip
 
 
@@ -353,11 +360,13 @@ _PG_TYPES = {
 
 
 # One record type per table, its fields the table's columns but the two JSON texts (``body``
-# and ``hidden``, which go as arrays of their own: ``_save_postgres``) and the event that sets
+# and ``hidden``, which go as texts of their own: ``_save_postgres``) and the event that sets
 # ``sync_pos`` when it is not given (``ChangedBy``): it encodes to the same JSON object as a dict
 # of column -> value, and costs a quarter as much to build (gc=False: see ``rows.ReadRow``).
 _TEXTS = ("body", "hidden")
-_BY = ("by_type", "by_id", "by_version")
+_SPLIT = "chr(30)"
+"""``_SEPARATOR`` in SQL."""
+_BY = ("by_t", "by_i", "by_v")  # the type, id and version of the event: short, in every row
 _RECORDS: dict[str, type[msgspec.Struct]] = {
     table: msgspec.defstruct(
         f"{table}_record",
@@ -366,10 +375,10 @@ _RECORDS: dict[str, type[msgspec.Struct]] = {
     )
     for table in INDEX_COLUMNS
 }
-_BY_TYPES = "by_type text, by_id uuid, by_version int4"
+_BY_TYPES = "by_t text, by_i uuid, by_v int4"
 _SYNC_POS_POSTGRES = (
-    "COALESCE(r.sync_pos, (SELECT e.position FROM events e WHERE e.owner = r.owner "
-    "AND e.stream_type = r.by_type AND e.stream_id = r.by_id AND e.version = r.by_version))"
+    "COALESCE(r.sync_pos, (SELECT position FROM events e WHERE (e.owner, e.stream_type, "
+    "e.stream_id, e.version) = (r.owner, r.by_t, r.by_i, r.by_v)))"
 )
 _NO_BY = (None, None, None)
 
@@ -382,22 +391,38 @@ def _save_postgres(sql: Sql, by_table: Mapping[str, list[_Saved]], suffix: str) 
     # One statement for every table: a statement costs psycopg and PostgreSQL more than hundreds
     # of rows. Per table, the short columns go as one JSON document, which json_to_recordset
     # parses once into typed columns, and the two JSON texts of each row (``body``, ``hidden``)
-    # as two arrays of text in binary, which PostgreSQL takes as they are. Inside the document
-    # they were strings with every quote escaped, which Python escaped and PostgreSQL unescaped
-    # one character at a time: a tenth of the database's work in a push. (Bodies as JSON values
-    # rather than strings cost PostgreSQL more to parse than they spared: measured.)
+    # as two texts, every row's joined by a separator that JSON text never holds, which
+    # string_to_array splits with a byte search. Inside the document they were strings with
+    # every quote escaped, which Python escaped and PostgreSQL unescaped one character at a
+    # time: a tenth of the database's work in a push. (Bodies as JSON values rather than
+    # strings cost PostgreSQL more to parse than they spared; arrays of text, sent in binary,
+    # as much as the separator but for psycopg's Python loop over their elements: measured.)
     params: list[Any] = []
     for table, record in _RECORDS.items():
         rows = by_table.get(table, ())
         records, bodies, hidden = [], [], []
         for owner, row, by in rows:
-            values = _values(table, owner, row, by)
-            records.append(record(*values[: -len(_TEXTS)], *_by(by)))
-            bodies.append(values[-2])
-            hidden.append(values[-1])
+            records.append(record(*_short_values(table, owner, row, by), *_by(by)))
+            bodies.append(body_of(row))
+            hidden.append(_encoder.encode(row.hidden))
         # A table with no rows gets empty parameters of the same types: one prepared statement.
-        params += [bodies, hidden, sql.json(_encoder.encode(records) if records else _NO_ROWS)]
-    sql.send(_upsert_postgres(suffix), params, binary=True)
+        params += [
+            _joined(bodies),
+            _joined(hidden),
+            sql.json(_encoder.encode(records) if records else _NO_ROWS),
+        ]
+    sql.execute(_upsert_postgres(suffix), params)
+
+
+_SEPARATOR = b"\x1e"
+"""ASCII's record separator: a control character, which JSON text holds only escaped."""
+
+
+def _joined(texts: list[bytes]) -> str:
+    joined = _SEPARATOR.join(texts)
+    if texts and joined.count(_SEPARATOR) != len(texts) - 1:  # a C scan: cheap insurance
+        raise ValueError("a JSON text held a raw record separator")
+    return joined.decode()
 
 
 _NO_ROWS = b"[]"
@@ -405,12 +430,12 @@ _NO_ROWS = b"[]"
 
 @functools.cache
 def _upsert_postgres(suffix: str) -> str:
-    """The upsert of every table's rows (in ``_RECORDS`` order), each from two arrays and a
-    document of the same length, zipped by ``ROWS FROM``.
+    """The upsert of every table's rows (in ``_RECORDS`` order), each from two lists of texts and
+    a document of the same length, zipped by ``ROWS FROM``.
 
     Kept under 4 KiB: psycopg caches the conversion of its placeholders only for a statement
     that short, and parsed a longer one again on every call (with regular expressions, in
-    Python). The arrays come first so that naming their two columns (``AS r(body, hidden)``)
+    Python). The texts come first so that naming their two columns (``AS r(body, hidden)``)
     leaves the document's columns with the names its definition list gives them."""
     upserts = []
     for table in _RECORDS:
@@ -421,7 +446,8 @@ def _upsert_postgres(suffix: str) -> str:
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
         upserts.append(
             f"saved_{table} AS (INSERT INTO {physical(table, suffix)} ({', '.join(columns)}) "
-            f"SELECT {selected} FROM ROWS FROM (unnest(?::text[]), unnest(?::text[]), "
+            f"SELECT {selected} FROM ROWS FROM (unnest(string_to_array(?, {_SPLIT})), "
+            f"unnest(string_to_array(?, {_SPLIT})), "
             f"json_to_recordset(?::json) AS ({typed}, {_BY_TYPES})) AS r({', '.join(_TEXTS)}) "
             f"ON CONFLICT (owner, id) DO UPDATE SET {updates})"
         )

@@ -548,6 +548,19 @@ def test_a_nul_in_an_entity_or_action_name_rejects_its_op_alone(device: Device) 
     assert len(device.state()) == 1
 
 
+def test_control_characters_in_text_come_back_as_they_were_sent(device: Device) -> None:
+    # On PostgreSQL a row's JSON goes to the database in texts joined by the record separator
+    # (U+001E): the same character inside a field must come back whole, in the push's answer,
+    # in the pull, and in the state that later ops are decided on.
+    show_id = uid()
+    notes = 'tab\there, separator \u001e, unit \u001f, bell \u0007, quote " and \\'
+    one(device, op("show", show_id, "create", show(notes=notes)))
+    assert device.state()[("show", show_id)]["data"]["notes"] == notes
+    changed = notes + " \u001e again"
+    assert one(device, op("show", show_id, "update", {"notes": changed}, base=1))["version"] == 2
+    assert device.state()[("show", show_id)]["data"]["notes"] == changed
+
+
 def test_stock_never_goes_above_the_largest_count(device: Device) -> None:
     product_id = uid()
     one(device, op("product", product_id, "create", product(quantity=10**12)))
