@@ -364,7 +364,9 @@ _PG_TYPES = {
 # ``sync_pos`` when it is not given (``ChangedBy``): it encodes to the same JSON object as a dict
 # of column -> value, and costs a quarter as much to build (gc=False: see ``rows.ReadRow``).
 _TEXTS = ("body", "hidden")
-_SPLIT = "chr(30)"
+_SEPARATOR = b"\x1e"
+"""ASCII's record separator: a control character, which JSON text holds only escaped."""
+_SPLIT = f"chr({_SEPARATOR[0]})"
 """``_SEPARATOR`` in SQL."""
 _BY = ("by_t", "by_i", "by_v")  # the type, id and version of the event: short, in every row
 _RECORDS: dict[str, type[msgspec.Struct]] = {
@@ -412,10 +414,6 @@ def _save_postgres(sql: Sql, by_table: Mapping[str, list[_Saved]], suffix: str) 
             sql.json(_encoder.encode(records) if records else _NO_ROWS),
         ]
     sql.execute(_upsert_postgres(suffix), params)
-
-
-_SEPARATOR = b"\x1e"
-"""ASCII's record separator: a control character, which JSON text holds only escaped."""
 
 
 def _joined(texts: list[bytes]) -> str:
