@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import sqlite3
 import statistics
 import sys
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -291,16 +293,36 @@ def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def machine() -> str:
+    """The machine and the interpreter, for the first line of a benchmark's output.
+
+    Which CPython build runs matters as much as the code: a build with libpython as a shared
+    library and without profile-guided optimization (pyenv's default, this machine's
+    ``python3``) ran a push 7-14% slower than Debian's ``/usr/bin/python3`` of the same minor
+    version (bench/RESULTS.md), and the official Docker image the Dockerfile uses is built
+    with profile-guided optimization. So the line says which one it was."""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()} "
+        f"({sys.executable}, {_libpython()})"
+    )
+
+
+def _libpython() -> str:
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "libpython unknown"
+    shared = re.search(r"/(libpython[0-9.]+\.so[0-9.]*)$", maps, re.MULTILINE)
+    return f"{shared.group(1)} shared" if shared else "libpython linked in"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--events", type=int, default=20000, help="events per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per measurement (median)")
     args = parser.parse_args()
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-        f"; {args.rounds} rounds, median; load average {load_average()}"
-    )
+    print(f"machine: {machine()}; {args.rounds} rounds, median; load average {load_average()}")
     print(f"{'backend':9} {'batch':>5} {'events':>6} {'store ev/s':>11} {'INSERT ev/s':>12} "
           f"{'store/INSERT':>12} {'COPY ev/s':>10} {'store/COPY':>10}")  # fmt: skip
     for backend in args.backends.split(","):

@@ -5,7 +5,9 @@ the answer (decode and convert the envelope, ``push``, encode the results), agai
 store, one user, batches from ``bench/sync.py``'s device. It prints, per batch, the median wall
 time and the median CPU time of this process (``time.process_time``: the Python side; the
 difference is mostly waiting on the database), and the ops/s each would allow. ``--profile``
-prints the functions that take the most CPU (cProfile, sorted by own time).
+prints the functions that take the most CPU (cProfile, sorted by own time, or by the column
+the ``SORT`` environment variable names); with ``CALLERS=<regex>`` also who calls the functions
+it matches (``CALLERS='__hash__'``: where the UUIDs are hashed).
 
     .venv/bin/python bench/push_cpu.py [--backend postgres|sqlite] [--batch 500] [--batches 20]
         [--profile] [--default-gc]
@@ -29,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import msgspec
 
-from bench.append import load_average
+from bench.append import load_average, machine
 from bench.rebuild import fresh
 from bench.sync import Device
 from event_store import EventStore
@@ -80,7 +82,7 @@ def main() -> int:
     device = Device(random.Random(7))
     warm = [device.batch(100)[0] for _ in range(4)]
     bodies = [device.batch(args.batch)[0] for _ in range(args.batches)]
-    print(f"load average {load_average()}")
+    print(f"machine: {machine()}; load average {load_average()}")
     with tempfile.TemporaryDirectory() as tmp, fresh(args.backend, tmp, "push") as store:
         origin = Origin(uuid.uuid4(), device.client_id)
         for body in warm:
@@ -108,6 +110,8 @@ def main() -> int:
           f"(mean), {collecting.runs / len(bodies):.1f} collections a batch")  # fmt: skip
     if profiler:
         pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(35)
+        if os.environ.get("CALLERS"):
+            pstats.Stats(profiler).print_callers(os.environ["CALLERS"])
     return 0
 
 

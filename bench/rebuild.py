@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any, TypeVar
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
-from bench.append import load_average, postgres_schema
+from bench.append import load_average, machine, postgres_schema
 from event_store import EventStore, NewEvent, StreamId, open_store, transfer
 from event_store.integrity import verify_chains
 from projections.rebuild import rebuild, verify
@@ -141,8 +140,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--owners", type=int, default=1000)
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}; load average {load_average()}")  # fmt: skip
+    print(f"machine: {machine()}; load average {load_average()}")
     for backend in args.backends.split(","):
         bench(backend, args.events, args.owners)
     print(f"load average at the end: {load_average()}")

@@ -20,7 +20,6 @@ import contextlib
 import cProfile
 import functools
 import os
-import platform
 import re
 import resource
 import sys
@@ -30,7 +29,7 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.append import load_average
+from bench.append import load_average, machine
 from bench.rebuild import fresh, generate
 from event_store import EventStore
 from projections import rebuild as rebuild_module
@@ -154,8 +153,7 @@ def main() -> int:
     parser.add_argument("--profile", help="write a cProfile of the first empty-table rebuild")
     args = parser.parse_args()
     choices = [None if w == "auto" else int(w) for w in args.workers.split(",")]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}; load average {load_average()}")  # fmt: skip
+    print(f"machine: {machine()}; load average {load_average()}")
     with fresh(args.backend, "/tmp", f"rebuild_cpu_{os.getpid()}") as store:
         events = generate(store, args.events, args.owners)
         print(f"{args.backend}: {events:,} events, {args.owners} owners")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import socket
 import statistics
@@ -51,7 +50,7 @@ import msgspec
 import psycopg
 
 from bench import proc_cpu
-from bench.append import PG_URL, Measurement, load_average, measure, postgres_schema
+from bench.append import PG_URL, Measurement, load_average, machine, measure, postgres_schema
 from event_store import open_store
 
 BATCHES = (1, 50, 500)
@@ -582,9 +581,7 @@ def main() -> int:
     args = parser.parse_args()
     if not set(args.batches) <= set(BATCHES):
         parser.error(f"--batches takes sizes among {BATCHES}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}; client and server on loopback; "
-          f"load average {load_average()}")  # fmt: skip
+    print(f"machine: {machine()}; client and server on loopback; load average {load_average()}")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
         run_backend(backend, args)
