@@ -74,7 +74,7 @@ _json_decode = msgspec.json.decode
 # The feed hands data and metadata over as text, for ``decode_row`` to decode each in one typed
 # msgspec call: psycopg's json loading goes through a Python function per value, a twentieth of
 # a rebuild's CPU time (a rebuild reads every event).
-_FEED_COLUMNS = feed_columns("::text")
+_FEED_COLUMNS, _ = feed_columns("::text")
 
 
 # gc=False (here and below): made by the thousand in a push and never part of a reference
@@ -555,8 +555,8 @@ class PostgresStore(EventStore):
         )
         columns, params = _FEED_COLUMNS, []
         if types is not None:
-            columns = feed_columns("::text", "type = ANY(?::text[])")
-            params = [list(types), list(types)]
+            columns, times = feed_columns("::text", "type = ANY(?::text[])")
+            params = [list(types)] * times
         if part is not None:  # the rule of ``FeedPart.holds``
             settled += f"AND get_byte(uuid_send(owner), 15) % {part.count:d} = {part.index:d} "
             # The planner has no statistics for that expression and guesses it keeps one row in

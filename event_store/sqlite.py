@@ -330,8 +330,8 @@ class SqliteStore(EventStore):
         columns, params = EVENT_COLUMNS, []
         if types is not None:
             wanted = sorted(types)
-            columns = feed_columns(only=f"type IN ({','.join('?' * len(wanted))})")
-            params = [*wanted, *wanted]
+            columns, times = feed_columns(only=f"type IN ({','.join('?' * len(wanted))})")
+            params = wanted * times
         return sql.fetchall(
             f"SELECT {columns} FROM events WHERE position > ? ORDER BY position LIMIT ?",
             [*params, after.position, limit],

@@ -508,13 +508,19 @@ EVENT_COLUMNS = (
 _DATA = 8  # where data is among EVENT_COLUMNS
 
 
-def feed_columns(cast: str = "", only: str | None = None) -> str:
-    """``EVENT_COLUMNS`` with data and metadata cast by ``cast``, and NULL where the condition
-    ``only`` (on the type) does not hold: such rows are read for the checkpoint alone."""
-    data, metadata = f"data{cast}", f"metadata{cast}"
-    if only is not None:
-        data, metadata = (f"CASE WHEN {only} THEN {c} END" for c in (data, metadata))
-    return EVENT_COLUMNS.replace("data, metadata", f"{data}, {metadata}")
+def feed_columns(cast: str = "", only: str | None = None) -> tuple[str, int]:
+    """``EVENT_COLUMNS`` with data and metadata cast by ``cast``, and every column but the
+    position and ``tx`` NULL where the condition ``only`` (on the type) does not hold: such rows
+    are read for the checkpoint alone, and a NULL costs the driver nothing to convert (a catch-up
+    of sales read every other event's owner, stream id and time for nothing). Also how many
+    times ``only`` is in the text: its parameters must be given that many times."""
+    columns = [c.strip() for c in EVENT_COLUMNS.split(",")]
+    columns[_DATA] += cast
+    columns[_DATA + 1] += cast
+    if only is None:
+        return ", ".join(columns), 0
+    nulled = [f"CASE WHEN {only} THEN {column} END" for column in columns[2:]]
+    return ", ".join([*columns[:2], *nulled]), len(nulled)  # position and tx, always
 
 
 def _events_query(
