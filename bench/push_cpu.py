@@ -5,9 +5,9 @@ the answer (decode and convert the envelope, ``push``, encode the results), agai
 store, one user, batches from ``bench/sync.py``'s device. It prints, per batch, the median wall
 time and the median CPU time of this process (``time.process_time``: the Python side; the
 difference is mostly waiting on the database), and the ops/s each would allow. ``--profile``
-prints the functions that take the most CPU (cProfile, sorted by own time, or by the column
-the ``SORT`` environment variable names); with ``CALLERS=<regex>`` also who calls the functions
-it matches (``CALLERS='__hash__'``: where the UUIDs are hashed).
+prints the ``TOP`` (35) functions that take the most CPU (cProfile, sorted by own time, or by
+the column ``SORT`` names); with ``CALLERS=<regex>`` also who calls the functions it matches
+(``CALLERS='__hash__'``: where the UUIDs are hashed).
 
     .venv/bin/python bench/push_cpu.py [--backend postgres|sqlite] [--batch 500] [--batches 20]
         [--profile] [--default-gc]
@@ -109,7 +109,8 @@ def main() -> int:
     print(f"  garbage collection {collecting.seconds / len(bodies) * 1000:.2f} ms a batch "
           f"(mean), {collecting.runs / len(bodies):.1f} collections a batch")  # fmt: skip
     if profiler:
-        pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(35)
+        stats = pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime"))
+        stats.print_stats(int(os.environ.get("TOP", "35")))
         if os.environ.get("CALLERS"):
             pstats.Stats(profiler).print_callers(os.environ["CALLERS"])
     return 0
