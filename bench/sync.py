@@ -18,9 +18,11 @@ In the same run, as the yardstick, ``bench/append.py`` measures the store's appe
 INSERT limit of the same database; the push table gives the ratios to them. It also gives, read
 from ``/proc`` over the timed spans (``bench/proc_cpu.py``), the CPU the server process and the
 local PostgreSQL used per batch and how busy the machine's cores were: on a small machine they
-say which of the two a push waits for.
+say which of the two a push waits for. ``--server-cpus`` and ``--database-cpus`` give each its
+own cores for the run (``bench/pinning.py``).
 
     .venv/bin/python bench/sync.py [--backend sqlite|postgres|both] [--rounds 3] [--pulls 300]
+        [--clients 2] [--batches 500] [--no-pulls] [--server-cpus 0] [--database-cpus 1]
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import httpx
 import msgspec
 import psycopg
 
-from bench import proc_cpu
+from bench import pinning, proc_cpu
 from bench.append import PG_URL, Measurement, load_average, machine, measure, postgres_schema
 from event_store import open_store
 
@@ -101,8 +103,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(backend: str) -> Iterator[Server]:
-    """``sync-server serve`` on a database of its own; stopped and the database dropped after."""
+def running_server(backend: str, cpus: set[int] | None = None) -> Iterator[Server]:
+    """``sync-server serve`` on a database of its own; stopped and the database dropped after.
+    ``cpus``: the cores the server process may run on (all, by default)."""
     with tempfile.TemporaryDirectory() as tmp, _database(backend) as database_url:
         port = free_port()
         env = {**os.environ, **SERVER_ENV, "SYNC_DATA_DIR": f"{tmp}/data"}
@@ -111,7 +114,9 @@ def running_server(backend: str) -> Iterator[Server]:
         command = [sys.executable, "-m", "sync_server", "serve", "--host", "127.0.0.1",
                    "--port", str(port), "--workers", "1"]  # fmt: skip
         with open(f"{tmp}/server.log", "wb") as log:
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+            process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=log, preexec_fn=pinning.pin_child(cpus)
+            )
         server = Server(f"http://127.0.0.1:{port}", process, database_url, Path(f"{tmp}/data"))
         try:
             _wait_ready(server, Path(f"{tmp}/server.log"))
@@ -496,7 +501,11 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
     yardstick = {m.batch: m for m in measure(backend, args.events, args.rounds, sizes)}
     if backend == "postgres":
         checkpoint()
-    with running_server(backend) as server:
+    database_cpus = args.database_cpus if backend == "postgres" else None
+    with (
+        pinning.postgres_pinned(database_cpus),
+        running_server(backend, args.server_cpus) as server,
+    ):
         pushes = [measure_push(server, batch, args.rounds) for batch in args.batches]
         if args.clients > 1:
             pushes.append(measure_push(server, BATCHES[-1], args.rounds, args.clients))
@@ -554,6 +563,10 @@ def print_pull(backend: str, pulls: PullFigures) -> None:
               f"first sync < 1 s: {_verdict(statistics.median(f) < 1000)}")  # fmt: skip
 
 
+def _cores(cpus: set[int] | None) -> str:
+    return "any" if cpus is None else ",".join(map(str, sorted(cpus)))
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -578,10 +591,22 @@ def main() -> int:
         help="push batch sizes to measure, of 1, 50 and 500 (default: all three)",
     )
     parser.add_argument("--no-pulls", action="store_true", help="measure pushes only")
+    parser.add_argument(
+        "--server-cpus",
+        type=pinning.parse_cpus,
+        help="pin the server process to these cores, e.g. 0 (Linux; default: not pinned)",
+    )
+    parser.add_argument(
+        "--database-cpus",
+        type=pinning.parse_cpus,
+        help="pin the local PostgreSQL to these cores while measuring, e.g. 1 (Linux, root or "
+        "the postgres user; the masks are put back after)",
+    )
     args = parser.parse_args()
     if not set(args.batches) <= set(BATCHES):
         parser.error(f"--batches takes sizes among {BATCHES}")
     print(f"machine: {machine()}; client and server on loopback; load average {load_average()}")
+    print(f"cores: server {_cores(args.server_cpus)}, PostgreSQL {_cores(args.database_cpus)}")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
         run_backend(backend, args)
