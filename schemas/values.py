@@ -46,56 +46,66 @@ class WireDecimal(Decimal):
     high: ClassVar[Decimal] = MAX_MAGNITUDE
     min_places: ClassVar[int] = 0
 
+    # No __dict__ (nor in the subclasses): a push parses hundreds of decimals.
+    __slots__ = ("_canonical",)
+
     @classmethod
     def parse(cls, raw: object) -> Self:
         if isinstance(raw, bool) or not isinstance(raw, str | int):
             if isinstance(raw, float):
                 raise ValueError('must be a decimal string such as "12.50", not a JSON float')
             raise ValueError("must be a decimal string or an integer")
-        if isinstance(raw, str) and (len(raw) > _MAX_TEXT or not _PLAIN.fullmatch(raw)):
+        if isinstance(raw, int):
+            # Bounds are checked before anything is built from a huge integer; an integer has
+            # no places to count. Adding zero turns -0 into 0, so that zero has one spelling.
+            cls._check_bounds(raw)
+            return cls(raw + 0)
+        if len(raw) > _MAX_TEXT or not _PLAIN.fullmatch(raw):
             raise ValueError('must be a plain decimal string such as "12.50"')
-        # Bounds are checked before anything is built from a huge integer.
-        value: Decimal | int = raw if isinstance(raw, int) else Decimal(raw)
+        # The canonical spelling straight from the plain text the pattern let through:
+        # Decimal's normalize, quantize and format cost three times as much, for every decimal
+        # of every op. The value is built from it (one Decimal, not three): the same number.
+        negative = raw[0] == "-"
+        whole, _, fraction = raw.removeprefix("-").partition(".")
+        fraction = fraction.rstrip("0")
+        places = fraction.ljust(cls.min_places, "0")
+        text = (whole.lstrip("0") or "0") + ("." + places if places else "")
+        parsed = cls("-" + text) if negative and text.strip("0.") else cls(text)
+        cls._check_bounds(parsed)
+        if len(fraction) > MAX_PLACES:
+            raise ValueError(f"must have at most {MAX_PLACES} decimal places")
+        parsed._canonical = text
+        return parsed
+
+    @classmethod
+    def _check_bounds(cls, value: Decimal | int) -> None:
         if value < cls.low:
             raise ValueError(f"must be >= {cls.low}")
         if value > cls.high:
             raise ValueError(f"must be <= {cls.high}")
-        text = None
-        if isinstance(raw, str):
-            # The canonical spelling straight from the plain text the pattern let through:
-            # Decimal's normalize, quantize and format cost three times as much, for every
-            # decimal of every op.
-            whole, _, fraction = raw.removeprefix("-").partition(".")
-            fraction = fraction.rstrip("0")
-            if len(fraction) > MAX_PLACES:
-                raise ValueError(f"must have at most {MAX_PLACES} decimal places")
-            fraction = fraction.ljust(cls.min_places, "0")
-            text = (whole.lstrip("0") or "0") + ("." + fraction if fraction else "")
-        # (An integer has no places to count.) Adding zero turns -0 into 0, so that zero has
-        # one spelling.
-        parsed = cls(value + 0)
-        parsed._canonical = text
-        return parsed
-
-    _canonical: str | None = None
 
     def canonical(self) -> str:
-        if self._canonical is not None:
-            return self._canonical
+        text: str | None = getattr(self, "_canonical", None)
+        if text is not None:
+            return text
         places = max(self.min_places, _places(self))
         return format(Decimal(self).quantize(Decimal(1).scaleb(-places)), "f")
 
 
 class Money(WireDecimal):
+    __slots__ = ()
     min_places: ClassVar[int] = 2
 
 
 class Percent(WireDecimal):
+    __slots__ = ()
     high: ClassVar[Decimal] = Decimal(100)
 
 
 class Measure(WireDecimal):
     """A physical quantity such as a weight: non-negative, plain canonical form."""
+
+    __slots__ = ()
 
 
 def _places(value: Decimal) -> int:
