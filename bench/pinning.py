@@ -12,9 +12,10 @@ measure it both ways.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 from collections.abc import Callable, Iterator
+
+from bench import proc_cpu
 
 
 def parse_cpus(text: str) -> set[int]:
@@ -50,7 +51,7 @@ def postgres_pinned(cpus: set[int] | None) -> Iterator[None]:
         yield
         return
     _check_supported()
-    before = {pid: os.sched_getaffinity(pid) for pid in _postgres_pids()}
+    before = {pid: os.sched_getaffinity(pid) for pid in proc_cpu.postgres_pids()}
     if not before:
         raise SystemExit("--database-cpus: no local postgres process found")
     everywhere = set().union(*before.values())
@@ -59,22 +60,10 @@ def postgres_pinned(cpus: set[int] | None) -> Iterator[None]:
             _set(pid, cpus)
         yield
     finally:
-        for pid in _postgres_pids():
+        for pid in proc_cpu.postgres_pids():
             _set(pid, before.get(pid, everywhere))
 
 
 def _set(pid: int, cpus: set[int]) -> None:
     with contextlib.suppress(ProcessLookupError):  # the process ended meanwhile
         os.sched_setaffinity(pid, cpus)
-
-
-def _postgres_pids() -> list[int]:
-    pids = []
-    for comm in glob.glob("/proc/[0-9]*/comm"):
-        try:
-            with open(comm) as name:
-                if name.read().strip() == "postgres":
-                    pids.append(int(comm.split("/")[2]))
-        except OSError:
-            continue
-    return pids

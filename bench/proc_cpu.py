@@ -31,17 +31,20 @@ def postgres_seconds() -> float | None:
     server's backends and its background processes): a local database's whole work."""
     if not os.path.isdir("/proc/self"):
         return None
-    total = 0.0
+    return sum(process_seconds(pid) or 0.0 for pid in postgres_pids())
+
+
+def postgres_pids() -> list[int]:
+    """The ids of every process named ``postgres`` now running on this machine."""
+    pids = []
     for comm in glob.glob("/proc/[0-9]*/comm"):
         try:
             with open(comm) as name:
-                if name.read().strip() != "postgres":
-                    continue
+                if name.read().strip() == "postgres":
+                    pids.append(int(comm.split("/")[2]))
         except OSError:  # the process ended meanwhile
             continue
-        used = process_seconds(int(comm.split("/")[2]))
-        total += used or 0.0
-    return total
+    return pids
 
 
 @dataclass(frozen=True)
