@@ -17,8 +17,10 @@ raw rates.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
+import random
 import re
 import sqlite3
 import statistics
@@ -291,6 +293,38 @@ def measure(
 def load_average() -> str:
     """The 1, 5 and 15-minute load averages: other work on the machine skews every figure."""
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def pace() -> float:
+    """The CPU milliseconds a fixed piece of pure-Python work takes now (median of three): how
+    fast this machine's cores are this minute.
+
+    This machine's cores are shared with others: within ten minutes of 2026-12-04 the same
+    in-process push (``bench/push_cpu.py``) took 36 to 56 ms of CPU per batch, with the load
+    average near zero and no steal time counted, and this figure moved with it (240 to 380
+    ms); a small loop that stays in the CPU's cache barely moved (26 to 44 ms, not in step). So
+    the work here is a push's kind: dictionaries of strings too big for the cache. A figure
+    read beside the pace of its minute can be told from a slower piece of code."""
+    keys, order = _pace_work()
+    half = len(order) // 2
+    times: list[float] = []
+    for _ in range(3):
+        started = time.process_time()
+        table: dict[str, int] = {}
+        for n in order[:half]:
+            key = keys[n]
+            table[key] = table.get(key, 0) + n
+        for n in order[half:]:
+            table.get(keys[n])
+        times.append(time.process_time() - started)
+    return statistics.median(times) * 1000
+
+
+@functools.cache
+def _pace_work() -> tuple[list[str], list[int]]:
+    order = list(range(400_000))
+    random.Random(1).shuffle(order)
+    return [f"k{n}" for n in range(400_000)], order
 
 
 def machine() -> str:

@@ -52,7 +52,15 @@ import msgspec
 import psycopg
 
 from bench import pinning, proc_cpu
-from bench.append import PG_URL, Measurement, load_average, machine, measure, postgres_schema
+from bench.append import (
+    PG_URL,
+    Measurement,
+    load_average,
+    machine,
+    measure,
+    pace,
+    postgres_schema,
+)
 from event_store import open_store
 
 BATCHES = (1, 50, 500)
@@ -326,6 +334,8 @@ class PushFigure:
     """CPU of the local PostgreSQL per batch (None on SQLite: it runs inside the server)."""
     busy: float | None = None
     """Share of the machine's cores busy while the rounds ran."""
+    pace_ms: float = 0.0
+    """``bench/append.py``'s ``pace`` just before the rounds (median): the machine's minute."""
 
 
 def measure_push(server: Server, batch: int, rounds: int, clients: int = 1) -> PushFigure:
@@ -335,9 +345,11 @@ def measure_push(server: Server, batch: int, rounds: int, clients: int = 1) -> P
     total = OPS_PER_MEASUREMENT[batch]
     rates, events_before, pushed = [], server.count_events(), 0
     usage = _Usage(server)
+    paces = []
     for _ in range(rounds):
         for pusher in pushers:
             pusher.prepare(total)
+        paces.append(pace())
         threads = [threading.Thread(target=pusher.run) for pusher in pushers]
         usage.start()
         started = time.perf_counter()
@@ -362,6 +374,7 @@ def measure_push(server: Server, batch: int, rounds: int, clients: int = 1) -> P
         None if usage.server is None else usage.server / batches * 1000,
         None if usage.database is None else usage.database / batches * 1000,
         usage.busy(),
+        statistics.median(paces),
     )
 
 
@@ -532,15 +545,17 @@ def print_push(backend: str, pushes: list[PushFigure], yardstick: dict[int, Meas
     )
     print(f"  {'batch':>5} {'ops':>6} {'push ops/s':>10} {'ev/op':>5} {'append ev/s':>11} "
           f"{'INSERT ev/s':>11} {'push/append':>11} {'push/INSERT':>11} "
-          f"{'server ms':>9} {'db ms':>6} {'busy':>4}")  # fmt: skip
+          f"{'server ms':>9} {'db ms':>6} {'busy':>4} {'pace':>4}")  # fmt: skip
     for p in pushes:
         y = yardstick[p.batch]
         print(f"  {p.batch:5d} {p.ops:6d} {p.ops_per_s:10,.0f} {p.events_per_op:5.2f} "
               f"{y.store:11,.0f} {y.insert:11,.0f} {p.ops_per_s / y.store:11.2f} "
               f"{p.ops_per_s / y.insert:11.2f} {_ms(p.server_ms):>9} {_ms(p.database_ms):>6} "
-              f"{'-' if p.busy is None else f'{p.busy:.0%}':>4}")  # fmt: skip
+              f"{'-' if p.busy is None else f'{p.busy:.0%}':>4} {p.pace_ms:4.0f}")  # fmt: skip
     print("  (server ms, db ms: CPU of the server process and of PostgreSQL per batch, from "
-          "/proc; busy: share of the machine's cores in use while pushing)")  # fmt: skip
+          "/proc; busy: share of the machine's cores in use while pushing;\n   pace: ms of CPU "
+          "a fixed piece of Python took before the rounds, bench/append.py: lower is a faster "
+          "minute)")  # fmt: skip
     if backend == "postgres" and any(p.batch == BATCHES[-1] for p in pushes):
         rate = max(p.ops_per_s for p in pushes if p.batch == BATCHES[-1])
         print(f"  target: batches of 500 >= 10,000 ops/s: {_verdict(rate >= 10_000)}")
@@ -605,12 +620,13 @@ def main() -> int:
     args = parser.parse_args()
     if not set(args.batches) <= set(BATCHES):
         parser.error(f"--batches takes sizes among {BATCHES}")
-    print(f"machine: {machine()}; client and server on loopback; load average {load_average()}")
+    print(f"machine: {machine()}; client and server on loopback; "
+          f"load average {load_average()}; pace {pace():.0f} ms")  # fmt: skip
     print(f"cores: server {_cores(args.server_cpus)}, PostgreSQL {_cores(args.database_cpus)}")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
         run_backend(backend, args)
-    print(f"load average at the end: {load_average()}")
+    print(f"load average at the end: {load_average()}; pace {pace():.0f} ms")
     return 0
 
 
