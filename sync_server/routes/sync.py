@@ -99,10 +99,16 @@ def _wait(request: Request, services: Services) -> int:
 
 
 def _entities(request: Request) -> tuple[str, ...]:
-    raw = request.query_params.get("entities")
-    if raw is None or raw.strip() == "":
+    # ``entities=show&entities=cost`` asks for both, as ``entities=show,cost`` does: taking
+    # only the last would answer a narrower pull than asked, and a cursor that skips the rest.
+    names = [
+        name.strip()
+        for raw in request.query_params.getlist("entities")
+        for name in raw.split(",")
+        if name.strip()
+    ]
+    if not names:  # absent, empty, or separators only: no filter
         return ENTITIES
-    names = [name.strip() for name in raw.split(",") if name.strip()]
     unknown = [name for name in names if name not in ENTITIES]
     if unknown:
         raise bad_parameter(

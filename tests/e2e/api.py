@@ -101,8 +101,10 @@ class Device:
         assert [r["op_id"] for r in results] == [o["op_id"] for o in ops]
         return results
 
-    def pull_raw(self, **params: Any) -> httpx.Response:
-        return self.http.get("/v1/sync/pull", params=params, headers=self.headers)
+    def pull_raw(self, params: Any = None, **named: Any) -> httpx.Response:
+        """``params``: query parameters as httpx takes them (pairs repeat a name), else
+        ``named``."""
+        return self.http.get("/v1/sync/pull", params=params or named, headers=self.headers)
 
     def pull(self, **params: Any) -> dict[str, Any]:
         response = self.pull_raw(**params)

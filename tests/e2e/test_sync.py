@@ -454,6 +454,26 @@ def test_pull_by_entity_and_cursors_that_cover_fewer_entities(device: Device) ->
     assert_problem(device.pull_raw(entities="show,gig"), 400, "invalid_parameter")
 
 
+def test_entities_given_twice_or_as_separators_only(device: Device) -> None:
+    show_id, cost_id, product_id = uid(), uid(), uid()
+    device.push(
+        [
+            op("show", show_id, "create", show()),
+            op("cost", cost_id, "create", cost(show_id)),
+            op("product", product_id, "create", product()),
+        ]
+    )
+    # Repeated, the parameter adds up: both entities, and a cursor that covers both.
+    both = device.pull_raw(params=[("entities", "show"), ("entities", "cost")])
+    assert both.status_code == 200, both.text
+    assert sorted(c["entity"] for c in both.json()["changes"]) == ["cost", "show"]
+    assert device.pull(since=both.json()["cursor"], entities="show,cost")["changes"] == []
+    # Naming no entity at all is no filter, as an empty value is (never a 500).
+    for value in (",", " , ", ""):
+        page = device.pull(entities=value)
+        assert sorted(c["entity"] for c in page["changes"]) == ["cost", "product", "show"]
+
+
 def test_bad_pull_parameters_are_400(http: httpx.Client, device: Device) -> None:
     other = sign_up(http)
     cursor = device.pull()["cursor"]
