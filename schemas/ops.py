@@ -1,10 +1,12 @@
 """The push envelope (PROTOCOL.md, "Push") and the upcasting of older op schemas.
 
-What is checked here, and what is not: ids must be UUIDs and the envelope must have the right
-JSON types, or the whole request is refused (422), because such a request cannot even be
-answered op by op (a result names its op by ``op_id``). ``entity``, ``action`` and ``data`` stay
-loose (plain strings, a raw dict) so that one bad op is answered ``rejected`` on its own and
-does not block the rest of an offline queue.
+What is checked here, and what is not: the envelope must have the right JSON types, and every
+op must be an object whose ``op_id`` is a UUID, or the whole request is refused (422), because
+such a request cannot even be answered op by op (a result names its op by ``op_id``). Anything
+else wrong with an op (a member of the wrong type, a missing one, an unknown one, an ``id`` that
+is no UUID) is answered ``rejected`` for that op alone (``read_ops``), so that one bad entry does
+not block the rest of an offline queue. ``entity``, ``action`` and ``data`` stay loose (plain
+strings, a raw dict) for the same reason: deciding answers what is wrong with them.
 
 Unknown members are refused at envelope level too: a misspelt ``"atomc": true`` silently
 ignored would turn an all-or-nothing batch into a partial one.
@@ -12,6 +14,7 @@ ignored would turn an all-or-nothing batch into a partial one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 from uuid import UUID
@@ -50,6 +53,69 @@ class PushRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
     atomic: bool = False
 
 
+class LooseRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The envelope as read when the body does not read as a ``PushRequest``: each op still a
+    JSON object, read one by one by ``read_ops``."""
+
+    client_id: UUID
+    ops: list[dict[str, Any]]
+    schema_version: int = CURRENT_OP_SCHEMA
+    atomic: bool = False
+
+
+_NIL: Final = UUID(int=0)
+
+
+def read_ops(loose: LooseRequest) -> tuple[PushRequest, dict[int, OpError]]:
+    """The request, with each op that does not read as an ``Op`` replaced by a stand-in that
+    keeps its place and its ``op_id``; and, by index, the answer each of those gets instead of
+    being decided (``unsupported_schema`` if the envelope's schema is one this server cannot
+    read: the op may be sound in it). Raises ``msgspec.ValidationError``, with the path, for an
+    op without a readable ``op_id``."""
+    ops: list[Op] = []
+    unreadable: dict[int, OpError] = {}
+    unsupported = unsupported_schema(loose.schema_version)
+    for index, raw in enumerate(loose.ops):
+        try:
+            ops.append(msgspec.convert(raw, Op, strict=True))
+            continue
+        except msgspec.ValidationError as error:
+            problem = str(error)
+        if "op_id" not in raw:
+            raise msgspec.ValidationError(
+                f"Object missing required field `op_id` - at `$.ops[{index}]`"
+            )
+        try:
+            op_id = msgspec.convert(raw["op_id"], UUID, strict=True)
+        except msgspec.ValidationError as error:
+            raise msgspec.ValidationError(f"{error} - at `$.ops[{index}].op_id`") from None
+        ops.append(Op(op_id, entity="", id=_NIL, action=""))
+        if unsupported is not None:
+            unreadable[index] = unsupported
+        else:
+            unreadable[index] = OpError(
+                VALIDATION_FAILED, "the op cannot be read", [_field_error(problem)]
+            )
+    request = PushRequest(loose.client_id, ops, loose.schema_version, loose.atomic)
+    return request, unreadable
+
+
+_NAMED_FIELD: Final = re.compile(r"^Object (?:missing required|contains unknown) field `(.+)`$")
+
+
+def _field_error(problem: str) -> FieldError:
+    """msgspec's ``Expected `int`, got `str` - at `$.base_version``` as a path and a message;
+    a missing or unknown member is named by its own path."""
+    message, _, where = problem.rpartition(" - at `$")
+    if not message:
+        message, where = problem, ""
+    path = where.rstrip("`").lstrip(".")
+    named = _NAMED_FIELD.match(message)
+    if named:
+        path = ".".join(p for p in (path, named.group(1)) if p)
+    return FieldError(path or "$", message)
+
+
 OpUpcaster = Callable[[Op], Op]
 
 # from_version -> the step that brings an op of that version to the next one. Version 1 is the
@@ -59,8 +125,14 @@ _STEPS: Mapping[int, OpUpcaster] = {}
 
 
 def prepare_op(op: Op, schema_version: int) -> Op | OpError:
-    """``op`` checked (``check_op``) and brought to the current schema, or why it cannot be."""
-    return check_op(op) or upcast_op(op, schema_version)
+    """``op`` brought to the current schema and checked (``check_op``), or why it cannot be.
+
+    In that order: an op of a schema this server cannot read is answered
+    ``unsupported_schema``, never judged by the current schema's rules."""
+    current = upcast_op(op, schema_version)
+    if isinstance(current, OpError):
+        return current
+    return check_op(current) or current
 
 
 def check_op(op: Op) -> OpError | None:
@@ -82,16 +154,24 @@ def check_op(op: Op) -> OpError | None:
 
 def upcast_op(op: Op, schema_version: int) -> Op | OpError:
     """``op`` written against ``schema_version``, in the current schema, or why it cannot be."""
+    error = unsupported_schema(schema_version)
+    if error is not None:
+        return error
+    while schema_version < CURRENT_OP_SCHEMA:
+        op = _STEPS[schema_version](op)
+        schema_version += 1
+    return op
+
+
+def unsupported_schema(schema_version: int) -> OpError | None:
+    """Why ops written against ``schema_version`` cannot be read here, if they cannot."""
     if not 1 <= schema_version <= CURRENT_OP_SCHEMA:
         return OpError(
             UNSUPPORTED_SCHEMA,
             f"op schema version {schema_version} is not supported; "
             f"this server accepts 1 to {CURRENT_OP_SCHEMA}",
         )
-    while schema_version < CURRENT_OP_SCHEMA:
-        step = _STEPS.get(schema_version)
-        if step is None:
-            return OpError(UNSUPPORTED_SCHEMA, f"no upcaster from op schema {schema_version}")
-        op = step(op)
-        schema_version += 1
-    return op
+    for version in range(schema_version, CURRENT_OP_SCHEMA):
+        if version not in _STEPS:
+            return OpError(UNSUPPORTED_SCHEMA, f"no upcaster from op schema {version}")
+    return None

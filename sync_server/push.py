@@ -101,9 +101,17 @@ here."""
 
 
 def push(
-    store: EventStore, request: PushRequest, origin: Origin, *, at_current_version: bool = False
+    store: EventStore,
+    request: PushRequest,
+    origin: Origin,
+    *,
+    at_current_version: bool = False,
+    unreadable: Mapping[int, OpError] | None = None,
 ) -> Pushed:
     """Decide, append and project ``request`` for ``origin.owner``; see the module doc.
+
+    ``unreadable``: by index, the answer of each op that could not be read as one (its place
+    holds a stand-in, ``schemas.ops.read_ops``); it is answered that, never decided.
 
     ``at_current_version``: an update or delete without ``base_version`` is decided at the
     entity's version inside this transaction, i.e. unconditionally (REST without ``If-Match``).
@@ -111,13 +119,17 @@ def push(
     """
     try:
         with store.transaction(origin.owner, pipelined=True) as tx:
-            return _push(tx, request, origin, at_current_version)
+            return _push(tx, request, origin, at_current_version, unreadable or {})
     except _Aborted as aborted:
         return Pushed(aborted.results, head_cursor(store, origin.owner), [])
 
 
 def _push(
-    tx: Transaction, request: PushRequest, origin: Origin, at_current_version: bool
+    tx: Transaction,
+    request: PushRequest,
+    origin: Origin,
+    at_current_version: bool,
+    unreadable: Mapping[int, OpError],
 ) -> Pushed:
     keys = [OP_KEY_PREFIX + str(op.op_id) for op in request.ops]
     # Everything the batch reads is asked for at once, before any write is sent (in the
@@ -136,7 +148,10 @@ def _push(
     loaded = _load(tx, request.ops, needs, cache)
     cursor_epoch = epoch_later(tx.sql)
     tx.ask_now()
-    ops: list[Op | OpError] = [prepare_op(op, request.schema_version) for op in request.ops]
+    ops: list[Op | OpError] = [
+        unreadable.get(index) or prepare_op(op, request.schema_version)
+        for index, op in enumerate(request.ops)
+    ]
     payloads = [check_payload(op) if isinstance(op, Op) else None for op in ops]
     projected = _Provisional(loaded(), cache, origin.owner, tx.now)
     working = projected.rows

@@ -44,16 +44,26 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 async def read_json(request: Request, type_: type[T], max_bytes: int) -> T:
     """Decode a JSON body into ``type_``: 415 for another media type, 400 for malformed JSON,
     422 for JSON of the wrong shape."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise Problem(415, "unsupported_media_type", "send the body as application/json")
-    body = await read_body(request, max_bytes)
+    body = await read_json_body(request, max_bytes)
     try:
         return _decoder(type_).decode(body)  # type: ignore[no-any-return]
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         pass  # one pass for the good bodies; a bad one is read again to say what is wrong
+    return convert(parse_json(body), type_)
+
+
+async def read_json_body(request: Request, max_bytes: int) -> bytes:
+    """The body of a JSON request, unread: 415 for another media type, 413 past ``max_bytes``."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise Problem(415, "unsupported_media_type", "send the body as application/json")
+    return await read_body(request, max_bytes)
+
+
+def parse_json(body: bytes) -> object:
+    """``body`` as plain JSON values, or a 400 that says why it is not JSON."""
     try:
-        raw = msgspec.json.decode(body)
+        return msgspec.json.decode(body)
     except msgspec.DecodeError as error:
         raise Problem(400, "malformed_json", f"the body is not valid JSON: {error}") from None
     except UnicodeDecodeError:
@@ -61,15 +71,20 @@ async def read_json(request: Request, type_: type[T], max_bytes: int) -> T:
     except RecursionError:
         # msgspec's own depth guard (about a thousand levels), not a crash of the process.
         raise Problem(400, "malformed_json", "the body is nested too deeply") from None
+
+
+def convert(raw: object, type_: type[T]) -> T:
+    """Plain JSON values as ``type_``, or a 422 with the path of what is wrong."""
     try:
         return msgspec.convert(raw, type_, strict=True)
     except msgspec.ValidationError as error:
-        raise Problem(
-            422,
-            "validation_failed",
-            "the body has the wrong shape",
-            errors=validation_errors(error),
-        ) from None
+        raise wrong_shape(error) from None
+
+
+def wrong_shape(error: msgspec.ValidationError) -> Problem:
+    return Problem(
+        422, "validation_failed", "the body has the wrong shape", errors=validation_errors(error)
+    )
 
 
 def json_response(

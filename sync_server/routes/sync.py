@@ -7,19 +7,21 @@ the work is done by ``push.py`` and ``pull.py`` in a worker thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Awaitable
 
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from schemas.moments import parse_moment
-from schemas.ops import PushRequest
+from schemas.ops import LooseRequest, PushRequest, read_ops
 from schemas.pull import PullPage
-from schemas.results import PushResponse
+from schemas.results import OpError, PushResponse
 
 from .. import metrics, pull_cursors
 from ..api_spec import Body, Operation, Param, Reply
@@ -30,7 +32,7 @@ from ..problems import Problem
 from ..pull import ENTITIES, Since, WirePage, pull
 from ..push import Origin, push
 from ..query_params import bad_parameter, bounded_int
-from ..request_body import json_response, read_json
+from ..request_body import convert, json_response, parse_json, read_json_body, wrong_shape
 from ..services import Services, services_of
 
 log = logging.getLogger("sync_server.sync")
@@ -39,7 +41,7 @@ log = logging.getLogger("sync_server.sync")
 async def push_endpoint(request: Request) -> Response:
     services = services_of(request)
     settings = services.settings
-    body = await read_json(request, PushRequest, settings.max_body_bytes)
+    body, unreadable = await read_push(request, settings.max_body_bytes)
     if len(body.ops) > settings.max_ops_per_batch:
         raise Problem(
             413,
@@ -54,7 +56,9 @@ async def push_endpoint(request: Request) -> Response:
         device=str(principal.session_id),
         request_id=getattr(request.state, "request_id", None),
     )
-    pushed = await run_in_threadpool(push, services.store, body, origin)
+    pushed = await run_in_threadpool(
+        functools.partial(push, unreadable=unreadable), services.store, body, origin
+    )
     metrics.record_ops(origin.source, pushed.results, len(pushed.events))
     statuses = Counter(result.status for result in pushed.results)
     if statuses["conflict"] or statuses["rejected"]:
@@ -66,6 +70,24 @@ async def push_endpoint(request: Request) -> Response:
         )
     cursor = pull_cursors.encode(services.cursor_key, origin.owner, pushed.cursor)
     return json_response(PushResponse(pushed.results, cursor))
+
+
+async def read_push(request: Request, max_bytes: int) -> tuple[PushRequest, dict[int, OpError]]:
+    """The push envelope, and the answers of the ops in it that cannot be read as ops (by
+    index; ``schemas.ops.read_ops``). A good body is read in one pass."""
+    body = await read_json_body(request, max_bytes)
+    try:
+        return _decode_push(body), {}
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        pass
+    loose = convert(parse_json(body), LooseRequest)
+    try:
+        return read_ops(loose)
+    except msgspec.ValidationError as error:
+        raise wrong_shape(error) from None
+
+
+_decode_push = msgspec.json.Decoder(PushRequest).decode
 
 
 def since_cursor(request: Request, services: Services, raw: str) -> pull_cursors.Cursor:

@@ -367,10 +367,13 @@ def test_bad_envelopes_are_refused_whole_and_write_nothing(
             **headers, "content-type": "application/x-www-form-urlencoded"}),
          415, "unsupported_media_type"),
         (device.push_raw([good], client_id="not-a-uuid"), 422, "validation_failed"),
-        (device.push_raw([{**good, "op_id": 7}]), 422, "validation_failed"),
-        (device.push_raw([{**good, "id": "12"}]), 422, "validation_failed"),
-        (device.push_raw([{**good, "base_version": "3"}]), 422, "validation_failed"),
+        # An op with no readable op_id cannot be answered on its own: the request fails whole.
+        (device.push_raw([good, {**good, "op_id": 7}]), 422, "validation_failed"),
+        (device.push_raw([good, {k: v for k, v in good.items() if k != "op_id"}]), 422,
+         "validation_failed"),
+        (device.push_raw([good, "op"]), 422, "validation_failed"),
         (device.push_raw([good], atomc=True), 422, "validation_failed"),
+        (device.push_raw([good], schema_version="1"), 422, "validation_failed"),
         (http.post(url, json={"client_id": device.client_id, "ops": {}}, headers=headers),
          422, "validation_failed"),
         (http.post(url, json=[good], headers=headers), 422, "validation_failed"),
@@ -380,9 +383,66 @@ def test_bad_envelopes_are_refused_whole_and_write_nothing(
     for response, status, code in cases:
         body = assert_problem(response, status, code)
         assert body["request_id"] == response.headers["x-request-id"]
-    wrong_shape = cases[4][0].json()
-    assert wrong_shape["errors"][0]["path"] == "ops[0].op_id"
+    assert cases[4][0].json()["errors"][0]["path"] == "ops[1].op_id"
+    assert cases[5][0].json()["errors"][0]["path"] == "ops[1]"
     assert event_count(server, device.user_id) == 0
+
+
+def test_an_op_of_the_wrong_shape_is_rejected_alone_and_the_rest_applies(
+    device: Device, server: Any
+) -> None:
+    show_id = uid()
+    good = op("show", show_id, "create", show())
+    base = op("show", uid(), "update", {"fee": "1"}, base=1)
+    bad = [
+        ({**base, "base_version": "3"}, "base_version"),
+        ({**base, "base_version": 3.0}, "base_version"),
+        ({**base, "data": None}, "data"),
+        ({**base, "id": "12"}, "id"),
+        ({**base, "action": None}, "action"),
+        ({**base, "entity": 5}, "entity"),
+        ({**base, "client_ts": 1700000000}, "client_ts"),
+        ({k: v for k, v in base.items() if k != "action"}, "action"),
+        ({**base, "colour": "red"}, "colour"),
+    ]
+    batch = [good] + [{**one_bad, "op_id": uid()} for one_bad, _ in bad]
+    results = device.push(batch)
+    assert results[0]["status"] == "applied"
+    for result, (_, path) in zip(results[1:], bad, strict=True):
+        assert result["status"] == "rejected", result
+        assert result["error"]["code"] == "validation_failed"
+        assert [e["path"] for e in result["error"]["errors"]] == [path], result
+    written = event_count(server, device.user_id)
+    assert written == 1
+    # Answered once and for all: sent again, every op is a duplicate and nothing is written.
+    again = device.push(batch)
+    assert [r["status"] for r in again] == ["duplicate"] * len(batch)
+    assert [r["original"] for r in again] == results
+    assert event_count(server, device.user_id) == written
+    # Atomic, one unreadable op keeps the whole batch out.
+    other = op("show", uid(), "create", show())
+    atomic = device.push([other, {**base, "op_id": uid(), "base_version": "3"}], atomic=True)
+    assert [r["status"] for r in atomic] == ["rejected", "rejected"]
+    assert atomic[0]["error"]["code"] == "batch_aborted"
+    assert event_count(server, device.user_id) == written
+
+
+def test_an_unknown_schema_version_is_unsupported_whatever_else_is_wrong(device: Device) -> None:
+    good = op("show", uid(), "create", show())
+    for version in (0, 2, 99):
+        results = device.push(
+            [
+                {**good, "op_id": uid()},
+                {**good, "op_id": uid(), "client_ts": "2026-11-20 noon"},
+                {**good, "op_id": uid(), "entity": "e" * 100},
+                {**good, "op_id": uid(), "base_version": "3", "shape": "of version 2"},
+            ],
+            schema_version=version,
+        )
+        assert [(r["status"], r["error"]["code"]) for r in results] == [
+            ("rejected", "unsupported_schema")
+        ] * 4
+    assert device.pull()["changes"] == []
 
 
 def test_push_and_pull_need_a_token(http: httpx.Client) -> None:

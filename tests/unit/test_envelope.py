@@ -10,7 +10,15 @@ import pytest
 
 from event_store.errors import UnknownEventType
 from schemas.events import SCHEMA_VERSIONS, build_registry
-from schemas.ops import CURRENT_OP_SCHEMA, Op, PushRequest, prepare_op, upcast_op
+from schemas.ops import (
+    CURRENT_OP_SCHEMA,
+    LooseRequest,
+    Op,
+    PushRequest,
+    prepare_op,
+    read_ops,
+    upcast_op,
+)
 from schemas.pull import Change, PullPage
 from schemas.results import Conflict, FieldError, OpError, OpResult, PushResponse
 
@@ -50,39 +58,68 @@ def test_unknown_entity_action_and_data_are_left_to_per_op_answers() -> None:
     assert request.ops[0].action == "explode"
 
 
+def read(body: bytes) -> tuple[PushRequest, dict[int, OpError]]:
+    """What the push endpoint does: one strict pass, else the envelope loose and op by op."""
+    try:
+        return decode(body), {}
+    except msgspec.ValidationError:
+        loose = msgspec.convert(json.loads(body), LooseRequest, strict=True)
+        return read_ops(loose)
+
+
+def create(**members: object) -> dict[str, object]:
+    return {"op_id": OP_ID, "entity": "show", "id": ENTITY_ID, "action": "create", **members}
+
+
 @pytest.mark.parametrize(
     "body",
     [
         push_body(client_id="device-1"),
-        push_body(ops=[{"op_id": "1", "entity": "show", "id": ENTITY_ID, "action": "create"}]),
-        push_body(ops=[{"op_id": OP_ID, "entity": "show", "id": 7, "action": "create"}]),
-        push_body(
-            ops=[
-                {"op_id": OP_ID, "entity": "show", "id": ENTITY_ID, "action": "create", "data": []}
-            ]
-        ),
-        push_body(ops=[{"op_id": OP_ID, "entity": 1, "id": ENTITY_ID, "action": "create"}]),
-        push_body(ops=[{"op_id": OP_ID, "entity": "show", "id": ENTITY_ID}]),
-        push_body(
-            ops=[
-                {
-                    "op_id": OP_ID,
-                    "entity": "show",
-                    "id": ENTITY_ID,
-                    "action": "update",
-                    "base_version": "3",
-                }
-            ]
-        ),
+        push_body(ops=[create(op_id="1")]),
+        push_body(ops=[create(op_id=None)]),
+        push_body(ops=[{k: v for k, v in create().items() if k != "op_id"}]),
+        push_body(ops=[create(), "op"]),
         push_body(ops={}),
         push_body(atomic="yes"),
         push_body(atomc=True),
         push_body(schema_version=1.5),
     ],
 )
-def test_envelope_errors_refuse_the_whole_request(body: bytes) -> None:
+def test_envelope_errors_and_unnamed_ops_refuse_the_whole_request(body: bytes) -> None:
     with pytest.raises(msgspec.ValidationError):
-        decode(body)
+        read(body)
+
+
+@pytest.mark.parametrize(
+    ("op", "path"),
+    [
+        (create(id=7), "id"),
+        (create(id="12"), "id"),
+        (create(data=[]), "data"),
+        (create(entity=1), "entity"),
+        ({k: v for k, v in create().items() if k != "action"}, "action"),
+        (create(action="update", base_version="3"), "base_version"),
+        (create(colour="red"), "colour"),
+    ],
+)
+def test_an_op_of_the_wrong_shape_is_answered_alone(op: dict[str, object], path: str) -> None:
+    other_id = "7d1c0a2e-9d43-4c59-9a38-0d3c8f6e2b11"
+    other = create(op_id=other_id)
+    request, unreadable = read(push_body(ops=[other, op, other]))
+    assert [str(o.op_id) for o in request.ops] == [other_id, OP_ID, other_id]
+    assert list(unreadable) == [1]
+    assert unreadable[1].code == "validation_failed"
+    assert [e.path for e in unreadable[1].errors or []] == [path]
+    # An op this server's schema cannot read may be sound in the client's newer one.
+    _, unreadable = read(push_body(ops=[op], schema_version=CURRENT_OP_SCHEMA + 1))
+    assert unreadable[0].code == "unsupported_schema"
+
+
+def test_an_unknown_schema_is_answered_before_the_op_is_checked() -> None:
+    op = Op(op_id=UUID(OP_ID), entity="x" * 65, id=UUID(ENTITY_ID), action="create",
+            client_ts="noon")  # fmt: skip
+    problem = prepare_op(op, CURRENT_OP_SCHEMA + 1)
+    assert isinstance(problem, OpError) and problem.code == "unsupported_schema"
 
 
 @pytest.mark.parametrize(
