@@ -9,7 +9,8 @@ import msgspec
 
 
 class Change(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One entity in its latest state. ``data`` is the read row, derived fields included."""
+    """One entity in its latest state. ``data`` is the read row, derived fields included; for a
+    tombstone (``op: "delete"``), the row's id, version, times and ``deleted_at`` only."""
 
     entity: str
     id: UUID

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 from uuid import UUID
 
 import msgspec
@@ -79,7 +79,7 @@ def pull(
     page = records[:limit]
     end = page[-1].key if page else after
     changes = [
-        WireChange(r.entity, r.id, "delete", r.version)
+        WireChange(r.entity, r.id, "delete", r.version, _tombstone(r.body))
         if r.deleted
         else WireChange(r.entity, r.id, "upsert", r.version, msgspec.Raw(r.body.encode()))
         for r in page
@@ -89,6 +89,18 @@ def pull(
         key, owner, pull_cursors.Cursor(end.position, current, wanted, tie)
     )
     return WirePage(changes, cursor, has_more=len(records) > limit)
+
+
+def _tombstone(body: str) -> msgspec.Raw:
+    """A deleted row's ``data``: its id, version and times, ``deleted_at`` among them
+    (PROTOCOL.md, "Every read row also carries…"), not the fields it held: a device that never
+    had the entity has no use for them."""
+    row = _decode_row(body)
+    return msgspec.Raw(_encode_row({name: row[name] for name in tables.META if name in row}))
+
+
+_decode_row = msgspec.json.Decoder(dict[str, Any]).decode
+_encode_row = msgspec.json.Encoder().encode
 
 
 def head_cursor(store: EventStore, owner: UUID) -> pull_cursors.Cursor:

@@ -320,7 +320,12 @@ def test_deleting_a_show_deletes_its_costs(device: Device) -> None:
         ("cost", cost_a): "delete",
         ("cost", cost_b): "delete",
     }
-    assert "data" not in changes[("show", show_id)]
+    # A tombstone carries the row's id, version and times, deleted_at among them, not the
+    # fields the entity held.
+    tombstone = changes[("show", show_id)]["data"]
+    assert set(tombstone) == {"id", "version", "created_at", "updated_at", "deleted_at"}
+    assert tombstone["id"] == show_id and tombstone["version"] == 2
+    assert tombstone["deleted_at"] == tombstone["updated_at"]
 
 
 # -- atomic batches ----------------------------------------------------------------------------
