@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -351,6 +353,83 @@ def test_an_atomic_batch_with_one_bad_op_keeps_nothing(device: Device, server: A
     assert [r["status"] for r in device.push(batch, atomic=True)] == ["applied"] * 3
     again = device.push(batch, atomic=True)
     assert [r["status"] for r in again] == ["duplicate"] * 3
+
+
+def test_an_atomic_batch_may_hold_the_same_op_twice(device: Device, server: Any) -> None:
+    product_id = uid()
+    the_sale = op("product", product_id, "record_sale", sale(3))
+    batch = [op("product", product_id, "create", product(quantity=10)), the_sale, the_sale]
+    results = device.push(batch, atomic=True)
+    assert [r["status"] for r in results] == ["applied", "applied", "duplicate"]
+    assert device.state()[("product", product_id)]["data"]["quantity"] == 7
+    assert event_count(server, device.user_id) == 2
+
+
+def test_the_cursor_of_a_push_that_wrote_nothing_still_resumes_after_everything(
+    device: Device,
+) -> None:
+    show_id = uid()
+    batch = [op("show", show_id, "create", show())]
+    device.push(batch)
+    for response in (
+        device.push_raw(batch),  # all duplicate
+        device.push_raw([op("show", uid(), "update", {"fee": "1"}, base=1)], atomic=True),
+    ):
+        assert response.status_code == 200, response.text
+        page = device.pull(since=response.json()["cursor"])
+        assert page["changes"] == [] and page["has_more"] is False
+
+
+def test_workouts_and_products_leave_tombstones_and_refuse_their_actions_after(
+    device: Device,
+) -> None:
+    workout_id, product_id = uid(), uid()
+    device.push(
+        [
+            op("workout", workout_id, "create", workout()),
+            op("product", product_id, "create", product()),
+        ]
+    )
+    device.sync_changes()
+    device.push(
+        [op("workout", workout_id, "delete", base=1), op("product", product_id, "delete", base=1)]
+    )
+    changes = {(c["entity"], c["id"]): c for c in device.sync_changes()}
+    assert {key: (c["op"], c["version"]) for key, c in changes.items()} == {
+        ("workout", workout_id): ("delete", 2),
+        ("product", product_id): ("delete", 2),
+    }
+    assert all("deleted_at" in c["data"] for c in changes.values())
+    for late in (
+        op("workout", workout_id, "log_set", {"exercise": "Squat", "reps": 1, "weight": "1",
+                                              "unit": "kg"}),
+        op("product", product_id, "adjust_stock", {"delta": 1, "reason": "found"}),
+    ):  # fmt: skip
+        result = one(device, late)
+        assert result["status"] == "conflict", result
+        assert result["conflict"]["reason"] == "entity_deleted"
+
+
+def test_a_body_too_large_is_413_without_a_content_length(
+    device: Device, http: httpx.Client, server: Any
+) -> None:
+    big = json.dumps(
+        {"client_id": device.client_id, "ops": [op("show", uid(), "create", show(notes="x" * 1000))
+                                                for _ in range(6000)]}
+    ).encode()  # fmt: skip
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 65536):
+            yield big[start : start + 65536]
+
+    response = http.post(
+        "/v1/sync/push",
+        content=chunks(),
+        headers={**device.headers, "content-type": "application/json"},
+    )
+    assert "content-length" not in response.request.headers
+    assert_problem(response, 413, "body_too_large")
+    assert event_count(server, device.user_id) == 0
 
 
 # -- the envelope: refused whole, nothing written ------------------------------------------------
