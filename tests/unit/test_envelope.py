@@ -244,3 +244,27 @@ def test_registry_declares_every_event_type_at_version_1() -> None:
         registry.upcast("show.exploded", 1, {})
     with pytest.raises(UnknownEventType):
         registry.upcast("show.created", 2, {})
+
+
+def test_an_op_of_an_older_schema_is_upcast_step_by_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As it will be when version 2 comes: its 1 -> 2 step renames a member of a show's data.
+    import schemas.ops
+
+    def rename_venue(op: Op) -> Op:
+        data = dict(op.data)
+        if "place" in data:
+            data["venue"] = data.pop("place")
+        return msgspec.structs.replace(op, data=data)
+
+    monkeypatch.setattr(schemas.ops, "CURRENT_OP_SCHEMA", 2)
+    monkeypatch.setattr(schemas.ops, "_STEPS", {1: rename_venue})
+    old = Op(op_id=UUID(OP_ID), entity="show", id=UUID(ENTITY_ID), action="create",
+             data={"place": "Sala Apolo"})  # fmt: skip
+    upcast = prepare_op(old, 1)
+    assert isinstance(upcast, Op) and upcast.data == {"venue": "Sala Apolo"}
+    assert prepare_op(upcast, 2) is upcast  # already current: unchanged
+    too_new = prepare_op(old, 3)
+    assert isinstance(too_new, OpError) and too_new.code == "unsupported_schema"
+    monkeypatch.setattr(schemas.ops, "_STEPS", {})  # a version whose step is missing
+    missing = prepare_op(old, 1)
+    assert isinstance(missing, OpError) and missing.code == "unsupported_schema"
