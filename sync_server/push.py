@@ -195,8 +195,48 @@ def _push(
     recorded = tx.recorded
     if len(recorded) != projected.applied:
         raise AssertionError(f"{projected.applied} events applied, {len(recorded)} recorded")
-    head = recorded[0].position - 1 if recorded else tables.head(tx.sql, origin.owner)
+    firsts = [recorded[0].position] if recorded else []
+    firsts += _first_positions(tx, origin.owner, request.ops, results)
+    head = min(firsts) - 1 if firsts else tables.head(tx.sql, origin.owner)
     return Pushed(results, pull_cursors.Cursor(head, cursor_epoch()), list(recorded))
+
+
+def _first_positions(
+    tx: Transaction, owner: UUID, ops: Sequence[Op], results: Sequence[OpResult]
+) -> list[int]:
+    """Where the events of the ops answered ``duplicate`` of an applied op begin: a resent batch
+    (its first answer lost) wrote them when it was first sent, and the push's cursor must show
+    them too (PROTOCOL.md: "where the client may resume pulling to see at least its own
+    writes"). An op's first event is its own stream's at the version it answered (a cascade
+    comes after it); for an op that applied without an event, that event is an earlier one,
+    which only makes the cursor show more. None of this runs unless the batch holds such a
+    duplicate."""
+    written = {
+        (op.entity, op.id, result.original.version)
+        for op, result in zip(ops, results, strict=True)
+        if result.status == "duplicate"
+        and result.original is not None
+        and result.original.status == "applied"
+        and result.original.version
+    }
+    if not written:
+        return []
+    ordered = list(written)
+    positions: list[int] = []
+    for start in range(0, len(ordered), _LOOKUPS_PER_QUERY):
+        chunk = ordered[start : start + _LOOKUPS_PER_QUERY]
+        which = " OR ".join(["(stream_type = ? AND stream_id = ? AND version = ?)"] * len(chunk))
+        row = tx.sql.fetchone(
+            f"SELECT min(position) FROM events WHERE owner = ? AND ({which})",
+            [owner, *(value for stream in chunk for value in stream)],
+        )
+        if row is not None and row[0] is not None:
+            positions.append(int(row[0]))
+    return positions
+
+
+_LOOKUPS_PER_QUERY: Final = 200
+"""Ops looked up per query: three parameters each, well under SQLite's limit."""
 
 
 def _send(

@@ -365,16 +365,33 @@ def test_an_atomic_batch_may_hold_the_same_op_twice(device: Device, server: Any)
     assert event_count(server, device.user_id) == 2
 
 
-def test_the_cursor_of_a_push_that_wrote_nothing_still_resumes_after_everything(
+def test_the_cursor_of_a_resent_push_shows_what_its_first_sending_wrote(
+    http: httpx.Client,
+) -> None:
+    device = sign_up(http)
+    other = sign_in(http, device.email)
+    mine, theirs, new = uid(), uid(), uid()
+    lost = [op("show", mine, "create", show())]
+    device.push(lost)  # the answer is lost; meanwhile another device of the user pushes
+    other.push([op("show", theirs, "create", show())])
+    more = [*lost, op("show", new, "create", show())]
+    for batch, expected in ((lost, [mine, theirs]), (more, [mine, theirs, new])):
+        response = device.push_raw(batch)
+        assert response.status_code == 200, response.text
+        assert response.json()["results"][0]["status"] == "duplicate"
+        page = device.pull(since=response.json()["cursor"])
+        assert [c["id"] for c in page["changes"]] == expected
+
+
+def test_the_cursor_of_a_push_that_wrote_nothing_resumes_after_everything(
     device: Device,
 ) -> None:
-    show_id = uid()
-    batch = [op("show", show_id, "create", show())]
-    device.push(batch)
-    for response in (
-        device.push_raw(batch),  # all duplicate
-        device.push_raw([op("show", uid(), "update", {"fee": "1"}, base=1)], atomic=True),
+    device.push([op("show", uid(), "create", show())])
+    for batch in (
+        [op("show", uid(), "update", {"fee": "1"}, base=1)],  # rejected: nothing written
+        [op("show", uid(), "create", show()), op("show", uid(), "delete", base=1)],
     ):
+        response = device.push_raw(batch, atomic=True)
         assert response.status_code == 200, response.text
         page = device.pull(since=response.json()["cursor"])
         assert page["changes"] == [] and page["has_more"] is False
