@@ -399,8 +399,13 @@ def _save_postgres(sql: Sql, by_table: Mapping[str, list[_Saved]], suffix: str) 
     # time: a tenth of the database's work in a push. (Bodies as JSON values rather than
     # strings cost PostgreSQL more to parse than they spared; arrays of text, sent in binary,
     # as much as the separator but for psycopg's Python loop over their elements: measured.)
+    # The live tables all exist: one statement names all four whatever a batch touches (one
+    # prepared statement). A rebuild's copies exist only for the tables it builds, and it saves
+    # rows of those only: its statement names those.
+    names = tuple(_RECORDS) if not suffix else tuple(t for t in _RECORDS if t in by_table)
     params: list[Any] = []
-    for table, record in _RECORDS.items():
+    for table in names:
+        record = _RECORDS[table]
         rows = by_table.get(table, ())
         records, bodies, hidden = [], [], []
         for owner, row, by in rows:
@@ -413,7 +418,7 @@ def _save_postgres(sql: Sql, by_table: Mapping[str, list[_Saved]], suffix: str) 
             _joined(hidden),
             sql.json(_encoder.encode(records) if records else _NO_ROWS),
         ]
-    sql.execute(_upsert_postgres(suffix), params)
+    sql.execute(_upsert_postgres(suffix, names), params)
 
 
 def _joined(texts: list[bytes]) -> str:
@@ -427,16 +432,16 @@ _NO_ROWS = b"[]"
 
 
 @functools.cache
-def _upsert_postgres(suffix: str) -> str:
-    """The upsert of every table's rows (in ``_RECORDS`` order), each from two lists of texts and
-    a document of the same length, zipped by ``ROWS FROM``.
+def _upsert_postgres(suffix: str, names: tuple[str, ...] = tuple(_RECORDS)) -> str:
+    """The upsert of the rows of the tables ``names`` (in ``_RECORDS`` order), each from two
+    lists of texts and a document of the same length, zipped by ``ROWS FROM``.
 
     Kept under 4 KiB: psycopg caches the conversion of its placeholders only for a statement
     that short, and parsed a longer one again on every call (with regular expressions, in
     Python). The texts come first so that naming their two columns (``AS r(body, hidden)``)
     leaves the document's columns with the names its definition list gives them."""
     upserts = []
-    for table in _RECORDS:
+    for table in names:
         columns = columns_of(table)
         short = columns[: -len(_TEXTS)]
         typed = ", ".join(f"{c} {_PG_TYPES[c]}" for c in short)

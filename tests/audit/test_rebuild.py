@@ -21,7 +21,7 @@ from conftest import RunCli, feed_settled
 from domain_harness import op, show_data
 from histories import BATCHING, HISTORIES, History, live_rows, play
 from hypothesis import given
-from op_strategies import PRELUDE, STEPS, Step
+from op_strategies import IDS, PRELUDE, STEPS, Step
 
 from event_store import EventStore
 from event_store.events import part_of
@@ -171,6 +171,32 @@ def test_rebuilding_one_table_leaves_the_others_as_they_are(store: EventStore) -
     assert {(d.table, d.field) for d in rebuild.verify(store)} == {("inventory", "sku")}
     with pytest.raises(rebuild.RebuildError, match="unknown read table 'shoes'"):
         rebuild.rebuild(store, ["shoes"])
+
+
+@pytest.mark.parametrize("name", list(rebuild.NEEDS))
+def test_one_table_rebuilt_alone_over_many_pages_changes_nothing(
+    store: EventStore, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of two events: the rows of later pages update rows earlier pages made, which a
+    # rebuild saves into copies of only the tables it builds.
+    history = a_history(store)
+    show, cost, workout, product = (IDS[e][0] for e in ("show", "cost", "workout", "product"))
+    later = [
+        op("cost", cost, "update", {"amount": "95"}, base=1),
+        op("show", show, "update", {"city": "Bergen"}, base=1),
+        op("workout", workout, "log_set",
+           {"exercise": "Squat", "reps": 3, "weight": "110", "unit": "kg"}),
+        op("product", product, "record_sale",
+           {"quantity": 2, "unit_price": "4.50", "sold_at": "2026-11-20T18:04:00Z"}),
+        op("product", product, "adjust_stock", {"delta": 4, "reason": "found"}),
+    ]  # fmt: skip
+    assert history.push(later) == ["applied"] * len(later)
+    before = everything(store)
+    monkeypatch.setattr(rebuild, "PAGE", 2)
+    done = rebuild.rebuild(store, [name])
+    assert (done.tables, done.changed, done.reset) == ([name], 0, False)
+    assert everything(store) == before
+    assert rebuild.verify(store) == []
 
 
 def test_a_changed_definition_rebuilds_every_table_under_a_new_epoch(store: EventStore) -> None:
