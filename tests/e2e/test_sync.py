@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -590,6 +591,29 @@ def test_the_push_cursor_shows_at_least_the_push_s_own_writes(device: Device) ->
     assert [c["id"] for c in changes] == [show_id]
 
 
+def test_pages_of_one_split_the_rows_one_event_changed_and_miss_none(device: Device) -> None:
+    # A cost's creation changes the cost's row and its show's (costs_total): two rows at one
+    # sync position, which pages of one change must split without losing either.
+    show_id = uid()
+    one(device, op("show", show_id, "create", show()))
+    after_show = device.pull()["cursor"]
+    costs = [uid() for _ in range(3)]
+    for cost_id in costs:
+        one(device, op("cost", cost_id, "create", cost(show_id, amount="10")))
+    seen: list[tuple[str, str]] = []
+    since, more = after_show, True
+    while more:
+        page = device.pull(since=since, limit=1)
+        seen += [(c["entity"], c["id"]) for c in page["changes"]]
+        since, more = page["cursor"], page["has_more"]
+    # Each row once, in its latest state: the show at the last cost's position, beside it.
+    assert sorted(seen) == sorted([*(("cost", c) for c in costs), ("show", show_id)])
+    assert seen[-2:] in ([("cost", costs[-1]), ("show", show_id)],
+                         [("show", show_id), ("cost", costs[-1])])  # fmt: skip
+    last_show = [c for c in device.pull(since=after_show)["changes"] if c["entity"] == "show"]
+    assert last_show[0]["data"]["costs_total"] == "30.00"
+
+
 def test_pull_since_a_time(device: Device) -> None:
     old = uid()
     one(device, op("show", old, "create", show()))
@@ -597,6 +621,11 @@ def test_pull_since_a_time(device: Device) -> None:
     new = uid()
     one(device, op("show", new, "create", show()))
     assert [c["id"] for c in device.pull(since=moment)["changes"]] == [new]
+    # The same moment in another zone's spelling is the same moment.
+    local = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(
+        timezone(timedelta(hours=-5, minutes=-30))
+    )
+    assert [c["id"] for c in device.pull(since=local.isoformat())["changes"]] == [new]
     assert len(device.pull(since="2000-01-01T00:00:00Z")["changes"]) == 2
     assert device.pull(since="2999-01-01T00:00:00+02:00")["changes"] == []
 
