@@ -49,7 +49,14 @@ log = logging.getLogger("sync_server")
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
-    problem = Problem(exc.status_code, codes.get(exc.status_code, "http_error"), exc.detail)
+    # Starlette's headers go along: a 405 names the methods the path takes (``Allow``, which
+    # RFC 9110 requires of it).
+    problem = Problem(
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        exc.detail,
+        headers=dict(exc.headers or {}),
+    )
     return problem_response(problem, request_id_of(request))
 
 

@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, get_args
-from uuid import UUID
 
 import msgspec
 
@@ -18,6 +17,7 @@ from projections.listing import Op, SortColumn
 from projections.rows import TABLES
 from schemas.entities import ACTION_PAYLOADS, FIELDS
 from schemas.fields import ShowStatus
+from schemas.values import parse_uuid
 
 from .query_params import bad_parameter, iso_date
 
@@ -38,7 +38,7 @@ def _status(raw: str) -> str:
 
 def _uuid(raw: str) -> str:
     try:
-        return str(UUID(raw))
+        return str(parse_uuid(raw))
     except ValueError:
         raise ValueError("must be a UUID") from None
 

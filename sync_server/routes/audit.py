@@ -21,6 +21,7 @@ from event_store import MAX_POSITION, MAX_VERSION
 from projections.rows import TABLES
 from schemas.audit import EventsPage, HistoryPage
 from schemas.moments import parse_moment
+from schemas.values import parse_uuid
 
 from .. import audit
 from ..api_spec import Body, Operation, Param, Reply
@@ -38,7 +39,7 @@ _HISTORY_LIMIT = 5000
 
 def _uuid(raw: str) -> UUID | None:
     try:
-        return UUID(raw)
+        return parse_uuid(raw)
     except ValueError:
         return None
 

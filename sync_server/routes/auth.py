@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from schemas.values import parse_uuid
+
 from ..api_spec import Body, Operation, Reply
 from ..auth import Auth, principal_of
 from ..auth.middleware import LOGIN, LOGOUT, REFRESH, REGISTER, auth_of
@@ -96,7 +98,7 @@ async def list_sessions(request: Request) -> Response:
 
 async def revoke_session(request: Request) -> Response:
     try:
-        session_id = UUID(request.path_params["id"])
+        session_id = parse_uuid(request.path_params["id"])
     except ValueError:
         raise Problem(404, "not_found", "no such session") from None
     await _auth(request).revoke(principal_of(request), session_id)

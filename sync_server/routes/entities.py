@@ -29,6 +29,7 @@ from projections.project import epoch
 from projections.rows import ReadRow
 from schemas.entities import CREATE, DELETE, UPDATE
 from schemas.rows import row_type
+from schemas.values import parse_uuid
 
 from .. import list_cursors
 from ..api_spec import Body, Operation, Param, Reply
@@ -78,7 +79,7 @@ def _origin(request: Request) -> Origin:
 def path_id(request: Request, collection: Collection) -> UUID:
     """The id in the path; an id that cannot exist is simply not found."""
     try:
-        return UUID(request.path_params["id"])
+        return parse_uuid(request.path_params["id"])
     except ValueError:
         raise _not_found(collection, request.path_params["id"]) from None
 
@@ -264,7 +265,7 @@ def create_endpoint(collection: Collection) -> Endpoint:
         raw_id = data.pop("id", None)
         try:
             if given:
-                id_ = UUID(raw_id)
+                id_ = parse_uuid(raw_id)
             else:
                 # A retry must create the same entity, so a keyed create's id is the key's.
                 id_ = uuid4() if key is None else key.entity_id(principal_of(request).user.id)

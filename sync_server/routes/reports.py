@@ -5,7 +5,6 @@ pushes by a moment)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,6 +13,7 @@ from starlette.routing import Route
 
 from projections import sales
 from schemas.reports import SalesDay, SalesReport
+from schemas.values import parse_uuid
 
 from ..api_spec import Body, Operation, Param, Reply
 from ..auth import principal_of
@@ -46,7 +46,7 @@ async def sales_report(request: Request) -> Response:
         raise bad_parameter("from", f"a report covers at most {MAX_DAYS} days")
     raw_product = request.query_params.get("product_id") or None
     try:
-        product_id = None if raw_product is None else UUID(raw_product)
+        product_id = None if raw_product is None else parse_uuid(raw_product)
     except ValueError:
         raise bad_parameter("product_id", "must be a UUID") from None
     owner = principal_of(request).user.id
