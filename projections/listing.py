@@ -167,10 +167,21 @@ def _moved(
     after: After,
     registry: UpcasterRegistry,
 ) -> list[Item]:
-    """Rows changed since the pin that belong after ``after`` in the listing as it was then."""
+    """Rows changed since the pin that belong after ``after`` in the listing as it was then.
+
+    Only rows that existed at the pin can have moved: a row created since (at or after the
+    moment of the pinned event, as one owner's events are recorded in log order) is left out
+    of the count as well as of the listing, so that a bulk upload while a listing is open does
+    not expire it."""
+    pinned_at = sql.fetchone(
+        "SELECT recorded_at FROM events WHERE owner = ? AND position = ?", [owner, after.pinned]
+    )
+    if pinned_at is None:  # nothing of the owner's at the pin: no row was there to move
+        return []
     records = sql.fetchall(
-        f"SELECT {tables.ROW_COLUMNS} FROM {table} WHERE owner = ? AND sync_pos > ? LIMIT ?",
-        [owner, after.pinned, MAX_CHANGED + 1],
+        f"SELECT {tables.ROW_COLUMNS} FROM {table} WHERE owner = ? AND sync_pos > ? "
+        "AND created_at <= ? LIMIT ?",
+        [owner, after.pinned, pinned_at[0], MAX_CHANGED + 1],
     )
     if len(records) > MAX_CHANGED:
         raise ListingExpired(f"more than {MAX_CHANGED} rows changed since this listing began")

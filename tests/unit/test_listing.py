@@ -190,3 +190,26 @@ def test_too_many_changes_since_the_walk_began_expire_it(
     after = listing.After(page.pinned, page.items[0].key, page.items[0].id)
     with store.snapshot() as sql, pytest.raises(listing.ListingExpired):
         listing.list_page(sql, OWNER, "shows", [], listing.Order("date"), 1, after, store.registry)
+
+
+def test_rows_created_since_the_walk_began_do_not_expire_it(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [uuid4() for _ in range(3)]
+    write(store, *(create(id_, i + 1) for i, id_ in enumerate(ids)))
+    monkeypatch.setattr(listing, "MAX_CHANGED", 2)
+    with store.snapshot() as sql:
+        page = listing.list_page(
+            sql, OWNER, "shows", [], listing.Order("date"), 1, None, store.registry
+        )
+    write(store, *(create(uuid4(), 28) for _ in range(5)))  # a bulk upload meanwhile
+    write(store, update(store, ids[2], city="Lugo"))
+    after = listing.After(page.pinned, page.items[0].key, page.items[0].id)
+    with store.snapshot() as sql:
+        rest = listing.list_page(
+            sql, OWNER, "shows", [], listing.Order("date"), 5, after, store.registry
+        )
+    # The listing as it was when it began: the two other shows, the changed one in its new
+    # state; none of the new ones.
+    assert [item.id for item in rest.items] == ids[1:]
+    assert msgspec.json.decode(rest.items[1].body)["city"] == "Lugo"
