@@ -115,9 +115,6 @@ def _refusal(result: OpResult, what: str, current: ReadRow | None) -> Problem:
         return Problem(404, NOT_FOUND, f"{what} not found")
     if error.code == INSUFFICIENT_STOCK:
         return _conflict(INSUFFICIENT_STOCK, error.message, current, [], None)
-    if any(field.path == "base_version" for field in error.errors or []):
-        # If-Match named a version the entity never had: the same remedy as a conflict.
-        return _conflict("version_conflict", f"{what} never had that version", current, [], None)
     errors = [FieldProblem(_rest_path(field.path), field.message) for field in error.errors or []]
     detail = "the body has invalid fields" if errors else error.message
     return Problem(422, error.code, detail, errors=errors or None)
@@ -142,6 +139,11 @@ def _conflict(
 
 
 def _rest_path(path: str) -> str:
+    """An op's field path as a REST client wrote it: the body's fields at the top, the op's
+    ``base_version`` as the ``If-Match`` header (one ahead of the entity is ``validation_failed``
+    by the merge policy, PROTOCOL.md: 422 here, not a conflict)."""
+    if path == "base_version":
+        return "If-Match"
     return path.removeprefix("data.") if path != "data" else "$"
 
 

@@ -260,12 +260,17 @@ def test_concurrent_unconditional_writers_all_apply(client: httpx.Client, server
     assert api.get(path).json()["version"] == 21
 
 
-def test_if_match_of_a_version_the_entity_never_had_is_a_conflict(api: Api) -> None:
+def test_if_match_ahead_of_the_entity_is_422_and_writes_nothing(api: Api) -> None:
+    # The merge policy: "b > v ... rejected / validation_failed".
     row = api.create("shows", show())
-    problem = assert_problem(
-        api.patch(f"/v1/shows/{row['id']}", {"city": "Oslo"}, **{"If-Match": '"7"'}), 409
-    )
-    assert problem["version"] == 1
+    path = f"/v1/shows/{row['id']}"
+    for method, body in (("PATCH", {"city": "Oslo"}), ("DELETE", None)):
+        response = api.client.request(
+            method, path, json=body, headers={**api.headers, "If-Match": '"7"'}
+        )
+        problem = assert_problem(response, 422, "validation_failed")
+        assert [e["path"] for e in problem["errors"]] == ["If-Match"]
+    assert api.get(path).json()["version"] == 1
 
 
 @pytest.mark.parametrize("tag", ["3", 'W/"1"', '"1", "2"', '"x"'])
