@@ -432,7 +432,7 @@ _NO_ROWS = b"[]"
 
 
 @functools.cache
-def _upsert_postgres(suffix: str, names: tuple[str, ...] = tuple(_RECORDS)) -> str:
+def _upsert_postgres(suffix: str, names: tuple[str, ...]) -> str:
     """The upsert of the rows of the tables ``names`` (in ``_RECORDS`` order), each from two
     lists of texts and a document of the same length, zipped by ``ROWS FROM``.
 

@@ -14,7 +14,6 @@ ignored would turn an all-or-nothing batch into a partial one.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 from uuid import UUID
@@ -23,6 +22,7 @@ import msgspec
 
 from .moments import parse_moment
 from .results import UNSUPPORTED_SCHEMA, VALIDATION_FAILED, FieldError, OpError
+from .validate import field_error
 
 CURRENT_OP_SCHEMA: Final = 1
 
@@ -80,7 +80,7 @@ def read_ops(loose: LooseRequest) -> tuple[PushRequest, dict[int, OpError]]:
             ops.append(msgspec.convert(raw, Op, strict=True))
             continue
         except msgspec.ValidationError as error:
-            problem = str(error)
+            problem = field_error("", error)
         if "op_id" not in raw:
             raise msgspec.ValidationError(
                 f"Object missing required field `op_id` - at `$.ops[{index}]`"
@@ -93,27 +93,12 @@ def read_ops(loose: LooseRequest) -> tuple[PushRequest, dict[int, OpError]]:
         if unsupported is not None:
             unreadable[index] = unsupported
         else:
-            unreadable[index] = OpError(
-                VALIDATION_FAILED, "the op cannot be read", [_field_error(problem)]
-            )
+            # The op's own members sit at the top of its path: ``base_version``, not
+            # ``.base_version``; a problem with the op as a whole is at ``$``.
+            where = FieldError(problem.path.lstrip(".") or "$", problem.message)
+            unreadable[index] = OpError(VALIDATION_FAILED, "the op cannot be read", [where])
     request = PushRequest(loose.client_id, ops, loose.schema_version, loose.atomic)
     return request, unreadable
-
-
-_NAMED_FIELD: Final = re.compile(r"^Object (?:missing required|contains unknown) field `(.+)`$")
-
-
-def _field_error(problem: str) -> FieldError:
-    """msgspec's ``Expected `int`, got `str` - at `$.base_version``` as a path and a message;
-    a missing or unknown member is named by its own path."""
-    message, _, where = problem.rpartition(" - at `$")
-    if not message:
-        message, where = problem, ""
-    path = where.rstrip("`").lstrip(".")
-    named = _NAMED_FIELD.match(message)
-    if named:
-        path = ".".join(p for p in (path, named.group(1)) if p)
-    return FieldError(path or "$", message)
 
 
 OpUpcaster = Callable[[Op], Op]

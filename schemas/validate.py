@@ -76,7 +76,7 @@ def _validate(
             try:
                 values[key] = msgspec.convert(raw, info.type, strict=True, dec_hook=dec_hook)
             except msgspec.ValidationError as exc:
-                errors.append(_field_error(path, exc))
+                errors.append(field_error(path, exc))
     if partial and not data:
         errors.append(FieldError("data", "must contain at least one field to change"))
     if not partial:
@@ -128,8 +128,9 @@ _REPHRASE: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-def _field_error(prefix: str, exc: msgspec.ValidationError) -> FieldError:
-    """``Expected `int`, got `str` - at `$[0].sets[1].reps``` under ``data.exercises``."""
+def field_error(prefix: str, exc: msgspec.ValidationError) -> FieldError:
+    """``Expected `int`, got `str` - at `$[0].sets[1].reps``` under ``data.exercises``: the
+    path of what is wrong, under ``prefix``, and what is wrong with it in plain words."""
     message, _, where = str(exc).partition(_AT)
     suffix = where.rstrip("`")
     # msgspec reports an unknown or missing member at its object: put the member in the path,

@@ -176,39 +176,39 @@ def test_sorting_by_sku_is_byte_order_on_both_backends(store: EventStore) -> Non
     assert pinned > 0
 
 
+def shows_by_date(store: EventStore, limit: int, after: listing.After | None) -> listing.ListPage:
+    with store.snapshot() as sql:
+        return listing.list_page(
+            sql, OWNER, "shows", [], listing.Order("date"), limit, after, store.registry
+        )
+
+
+def begin_walk(store: EventStore, shows: int) -> tuple[list[UUID], listing.After]:
+    """``shows`` shows written, and where a walk of one item a page stands after its first."""
+    ids = [uuid4() for _ in range(shows)]
+    write(store, *(create(id_, i + 1) for i, id_ in enumerate(ids)))
+    page = shows_by_date(store, 1, None)
+    return ids, listing.After(page.pinned, page.items[0].key, page.items[0].id)
+
+
 def test_too_many_changes_since_the_walk_began_expire_it(
     store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = [uuid4() for _ in range(5)]
-    write(store, *(create(id_, i + 1) for i, id_ in enumerate(ids)))
     monkeypatch.setattr(listing, "MAX_CHANGED", 2)
-    with store.snapshot() as sql:
-        page = listing.list_page(
-            sql, OWNER, "shows", [], listing.Order("date"), 1, None, store.registry
-        )
+    ids, after = begin_walk(store, 5)
     write(store, *(update(store, id_, city="Lugo") for id_ in ids[:3]))
-    after = listing.After(page.pinned, page.items[0].key, page.items[0].id)
-    with store.snapshot() as sql, pytest.raises(listing.ListingExpired):
-        listing.list_page(sql, OWNER, "shows", [], listing.Order("date"), 1, after, store.registry)
+    with pytest.raises(listing.ListingExpired):
+        shows_by_date(store, 1, after)
 
 
 def test_rows_created_since_the_walk_began_do_not_expire_it(
     store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = [uuid4() for _ in range(3)]
-    write(store, *(create(id_, i + 1) for i, id_ in enumerate(ids)))
     monkeypatch.setattr(listing, "MAX_CHANGED", 2)
-    with store.snapshot() as sql:
-        page = listing.list_page(
-            sql, OWNER, "shows", [], listing.Order("date"), 1, None, store.registry
-        )
+    ids, after = begin_walk(store, 3)
     write(store, *(create(uuid4(), 28) for _ in range(5)))  # a bulk upload meanwhile
     write(store, update(store, ids[2], city="Lugo"))
-    after = listing.After(page.pinned, page.items[0].key, page.items[0].id)
-    with store.snapshot() as sql:
-        rest = listing.list_page(
-            sql, OWNER, "shows", [], listing.Order("date"), 5, after, store.registry
-        )
+    rest = shows_by_date(store, 5, after)
     # The listing as it was when it began: the two other shows, the changed one in its new
     # state; none of the new ones.
     assert [item.id for item in rest.items] == ids[1:]
