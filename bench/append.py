@@ -301,10 +301,11 @@ def pace() -> float:
 
     This machine's cores are shared with others: within ten minutes of 2026-12-04 the same
     in-process push (``bench/push_cpu.py``) took 36 to 56 ms of CPU per batch, with the load
-    average near zero and no steal time counted, and this figure moved with it (240 to 380
-    ms); a small loop that stays in the CPU's cache barely moved (26 to 44 ms, not in step). So
-    the work here is a push's kind: dictionaries of strings too big for the cache. A figure
-    read beside the pace of its minute can be told from a slower piece of code."""
+    average near zero and no steal time counted, and this figure mostly moved with it (240 to
+    380 ms; in one of ten alternations it read 241 ms beside a 56 ms push); a small loop that
+    stays in the CPU's cache barely moved (26 to 44 ms, not in step). So the work here is a
+    push's kind: dictionaries of strings too big for the cache. It is a rough guide to the
+    minute, measured just before the work, not a correction factor."""
     keys, order = _pace_work()
     half = len(order) // 2
     times: list[float] = []
