@@ -161,6 +161,9 @@ def _push(
     requests: list[AppendRequest] = []
     remembered: dict[str, bytes] = {}
     first: dict[UUID, OpResult] = {}
+    # Ops answered from an earlier push's outcome (not a repeat within this batch, whose events
+    # are among this push's own).
+    resent: list[tuple[Op, OpResult]] = []
     for original, op, key, op_needs, payload in zip(
         request.ops, ops, keys, needs, payloads, strict=True
     ):
@@ -169,6 +172,7 @@ def _push(
             continue
         if key in recalled:
             result = _duplicate(original.op_id, _decode_result(recalled[key].outcome))
+            resent.append((original, result))
         elif isinstance(op, OpError):
             result = OpResult(original.op_id, "rejected", error=op)
             remembered[key] = _encode(result)
@@ -196,26 +200,25 @@ def _push(
     if len(recorded) != projected.applied:
         raise AssertionError(f"{projected.applied} events applied, {len(recorded)} recorded")
     firsts = [recorded[0].position] if recorded else []
-    firsts += _first_positions(tx, origin.owner, request.ops, results)
+    firsts += _first_positions(tx, origin.owner, resent)
     head = min(firsts) - 1 if firsts else tables.head(tx.sql, origin.owner)
     return Pushed(results, pull_cursors.Cursor(head, cursor_epoch()), list(recorded))
 
 
 def _first_positions(
-    tx: Transaction, owner: UUID, ops: Sequence[Op], results: Sequence[OpResult]
+    tx: Transaction, owner: UUID, resent: Sequence[tuple[Op, OpResult]]
 ) -> list[int]:
-    """Where the events of the ops answered ``duplicate`` of an applied op begin: a resent batch
-    (its first answer lost) wrote them when it was first sent, and the push's cursor must show
-    them too (PROTOCOL.md: "where the client may resume pulling to see at least its own
-    writes"). An op's first event is its own stream's at the version it answered (a cascade
-    comes after it); for an op that applied without an event, that event is an earlier one,
-    which only makes the cursor show more. None of this runs unless the batch holds such a
-    duplicate."""
+    """Where the events of the ``resent`` ops (answered from an earlier push's outcome) that had
+    applied begin: a resent batch (its first answer lost) wrote them when it was first sent, and
+    the push's cursor must show them too (PROTOCOL.md: "where the client may resume pulling to
+    see at least its own writes"). An op's first event is its own stream's at the version it
+    answered (a cascade comes after it); for an op that applied without an event, that event is
+    an earlier one, which only makes the cursor show more. None of this runs unless the batch
+    holds such an op."""
     written = {
         (op.entity, op.id, result.original.version)
-        for op, result in zip(ops, results, strict=True)
-        if result.status == "duplicate"
-        and result.original is not None
+        for op, result in resent
+        if result.original is not None
         and result.original.status == "applied"
         and result.original.version
     }
