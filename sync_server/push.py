@@ -164,8 +164,12 @@ def _push(
     # Ops answered from an earlier push's outcome (not a repeat within this batch, whose events
     # are among this push's own).
     resent: list[tuple[Op, OpResult]] = []
-    for original, op, key, op_needs, payload in zip(
-        request.ops, ops, keys, needs, payloads, strict=True
+    # The op of each event applied so far, by provisional position - 1; and, by index, the
+    # conflicts met on a row an earlier op of this batch changed, with that op's index.
+    op_of_event: list[int] = []
+    inner: dict[int, int] = {}
+    for index, (original, op, key, op_needs, payload) in enumerate(
+        zip(request.ops, ops, keys, needs, payloads, strict=True)
     ):
         if original.op_id in first:
             results.append(_duplicate(original.op_id, first[original.op_id]))
@@ -183,7 +187,10 @@ def _push(
             if append is None:
                 # Refused, or an update that changed nothing: no event carries the key.
                 remembered[key] = _encode(result)
+                if result.status == "conflict" and (by := projected.changed_by(op)) is not None:
+                    inner[index] = op_of_event[by - 1]
             else:
+                op_of_event += [index] * (projected.applied - len(op_of_event))
                 requests.append(append)
                 if len(requests) == SEND_EVERY and tx.sql.pipelining:
                     _send(tx, requests, projected)
@@ -192,7 +199,7 @@ def _push(
         first[original.op_id] = result
 
     if request.atomic and any(_refused(r) for r in results):
-        raise _Aborted(_aborted(results))
+        raise _Aborted(_aborted(results, inner))
 
     _send(tx, requests, projected, last=True)
     tx.remember(remembered)
@@ -338,6 +345,8 @@ class _Provisional:
         self.owner = owner
         self.now = now
         self.changed: dict[RowKey, None] = {}
+        # Every row an event of this batch changed: the provisional position of the last one.
+        self.last_change: dict[RowKey, int] = {}
         # The events applied, in order: the one at provisional position p is at index p - 1.
         self.events: list[RecordedEvent] = []
         # sku -> the product rows that held it when loaded (by key or by sku, ``_load``) or
@@ -350,6 +359,12 @@ class _Provisional:
     @property
     def applied(self) -> int:
         return len(self.events)
+
+    def changed_by(self, op: Op) -> int | None:
+        """The provisional position of the last event of this batch that changed ``op``'s
+        row, if any did."""
+        table = TABLES.get(op.entity)
+        return None if table is None else self.last_change.get((table, op.id))
 
     def with_sku(self, sku: str) -> list[RowKey]:
         """Keys of the rows that may hold ``sku`` now (whoever reads them checks)."""
@@ -381,6 +396,7 @@ class _Provisional:
             load_missing(recorded, rows, self.load)
             for changed in apply_event(rows, recorded):
                 self.changed[changed] = None
+                self.last_change[changed] = recorded.position
                 if changed[0] == _INVENTORY:
                     holders = self._skus.setdefault(rows[changed].data["sku"], [])
                     if changed not in holders:
@@ -461,17 +477,36 @@ def _refused(result: OpResult) -> bool:
     return first.status in ("conflict", "rejected")
 
 
-def _aborted(results: Sequence[OpResult]) -> list[OpResult]:
+def _aborted(results: Sequence[OpResult], inner: Mapping[int, int]) -> list[OpResult]:
     """The results of an atomic batch that is not kept: failures as they were, the rest
-    (which would have applied) rejected with ``batch_aborted``, duplicates unchanged."""
+    (which would have applied) rejected with ``batch_aborted``, duplicates unchanged.
+
+    But for a conflict on a row that an earlier op of the batch changed (``inner``: its index
+    by the conflicting op's): its ``server_version`` and ``server_data`` are that op's work,
+    which is not kept, so a client rebasing on them would send an op the server then finds
+    ahead of the entity. It is rejected with ``batch_aborted`` too, naming the op it clashed
+    with: resending the batch unchanged cannot help, and the server's state is what it was.
+    """
     failed = [i for i, r in enumerate(results) if _refused(r)]
     message = (
         f"not applied: this batch is atomic and op {failed[0]} "
         f"({results[failed[0]].status}) could not be applied"
     )
-    return [
-        OpResult(r.op_id, "rejected", error=OpError(BATCH_ABORTED, message))
-        if r.status == "applied"
-        else r
-        for r in results
-    ]
+    answers: list[OpResult] = []
+    rewritten: dict[UUID, OpResult] = {}
+    for index, r in enumerate(results):
+        if index in inner and r.conflict is not None:
+            clash = (
+                f"not applied: this batch is atomic, and this op conflicts "
+                f"({r.conflict.reason}) with what op {inner[index]} of the same batch did, "
+                "which is not kept either"
+            )
+            r = rewritten[r.op_id] = OpResult(
+                r.op_id, "rejected", error=OpError(BATCH_ABORTED, clash)
+            )
+        elif r.status == "duplicate" and r.op_id in rewritten:
+            r = _duplicate(r.op_id, rewritten[r.op_id])
+        elif r.status == "applied":
+            r = OpResult(r.op_id, "rejected", error=OpError(BATCH_ABORTED, message))
+        answers.append(r)
+    return answers

@@ -356,6 +356,43 @@ def test_an_atomic_batch_with_one_bad_op_keeps_nothing(device: Device, server: A
     assert [r["status"] for r in again] == ["duplicate"] * 3
 
 
+def test_an_atomic_batch_reports_no_state_it_did_not_keep(device: Device, server: Any) -> None:
+    show_id = uid()
+    device.push([op("show", show_id, "create", show(fee="10.00"))])
+    stored = device.state()[("show", show_id)]
+
+    # Two edits of the fee from the same base; a delete, then an edit. The second op clashes
+    # with the first, whose work is not kept: a conflict naming it as the server's state would
+    # have the client rebase on a version the server never had.
+    for clashing in (
+        [op("show", show_id, "update", {"fee": "5"}, base=1),
+         op("show", show_id, "update", {"fee": "7"}, base=1)],
+        [op("show", show_id, "delete", base=1),
+         op("show", show_id, "update", {"fee": "7"}, base=1)],
+    ):  # fmt: skip
+        results = device.push([*clashing, clashing[1]], atomic=True)
+        assert [r["status"] for r in results] == ["rejected", "rejected", "duplicate"]
+        assert [r["error"]["code"] for r in results[:2]] == ["batch_aborted", "batch_aborted"]
+        assert "op 0 of the same batch" in results[1]["error"]["message"]
+        assert results[2]["original"] == results[1]
+        assert device.state()[("show", show_id)] == stored
+    assert event_count(server, device.user_id) == 1
+
+    # A conflict with what the server keeps still says so, and rebasing on it works.
+    device.push([op("show", show_id, "update", {"fee": "8"}, base=1)])
+    other_id = uid()
+    batch = [
+        op("show", show_id, "update", {"fee": "9"}, base=1),
+        op("show", other_id, "create", show()),
+    ]
+    results = device.push(batch, atomic=True)
+    assert results[0]["status"] == "conflict"
+    conflict = results[0]["conflict"]
+    assert (conflict["server_version"], conflict["server_data"]["fee"]) == (2, "8.00")
+    batch[0] = op("show", show_id, "update", {"fee": "9"}, base=conflict["server_version"])
+    assert [r["status"] for r in device.push(batch, atomic=True)] == ["applied", "applied"]
+
+
 def test_an_atomic_batch_may_hold_the_same_op_twice(device: Device, server: Any) -> None:
     product_id = uid()
     the_sale = op("product", product_id, "record_sale", sale(3))
