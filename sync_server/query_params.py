@@ -46,14 +46,17 @@ def digits_in_range(raw: str, low: int, high: int) -> int | None:
     return value if low <= value <= high else None
 
 
-def refuse_unknown(request: Request, known: Iterable[str]) -> None:
-    """A misspelt filter silently ignored would answer with everything: refuse it instead."""
+def refuse_unknown(
+    request: Request, known: Iterable[str], *, repeatable: Iterable[str] = ()
+) -> None:
+    """A misspelt filter silently ignored would answer with everything: refuse it instead. So
+    is a parameter given twice (which one would count?), but for the ``repeatable`` ones."""
     allowed = set(known)
     for name in request.query_params:
         if name not in allowed:
             listed = ", ".join(sorted(allowed)) or "none"
             raise bad_parameter(name, f"unknown parameter; this endpoint takes: {listed}")
-    for name in allowed:
+    for name in allowed - set(repeatable):
         if len(request.query_params.getlist(name)) > 1:
             raise bad_parameter(name, "given more than once")
 

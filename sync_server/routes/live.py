@@ -20,6 +20,7 @@ from ..live import HubClosed, live_of
 from ..live.stream import EventStream, events
 from ..problems import Problem
 from ..pull import head_cursor
+from ..query_params import refuse_unknown
 from ..services import services_of
 from .sync import since_cursor
 
@@ -28,6 +29,7 @@ async def stream_endpoint(request: Request) -> Response:
     services = services_of(request)
     live = live_of(request)
     owner = principal_of(request).user.id
+    refuse_unknown(request, ["since"])
     raw = request.query_params.get("since")
     since = since_cursor(request, services, raw) if raw else None
     try:

@@ -31,7 +31,7 @@ from ..live.longpoll import long_poll
 from ..problems import Problem
 from ..pull import ENTITIES, Since, WirePage, pull
 from ..push import Origin, push
-from ..query_params import bad_parameter, bounded_int
+from ..query_params import bad_parameter, bounded_int, refuse_unknown
 from ..request_body import convert, json_response, parse_json, read_json_body, wrong_shape
 from ..services import Services, services_of
 
@@ -139,8 +139,13 @@ def _entities(request: Request) -> tuple[str, ...]:
     return tuple(name for name in ENTITIES if name in names)
 
 
+PULL_PARAMETERS = ("since", "limit", "entities", "wait")
+
+
 async def pull_endpoint(request: Request) -> Response:
     services = services_of(request)
+    # A misspelt ``since`` ignored would send the whole history again.
+    refuse_unknown(request, PULL_PARAMETERS, repeatable=["entities"])
     since = _since(request, services)
     limit = _limit(request, services)
     entities = _entities(request)

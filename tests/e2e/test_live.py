@@ -253,6 +253,10 @@ def test_bad_live_parameters_and_missing_tokens_are_refused(http: httpx.Client) 
     for since in ["nonsense", foreign, "c1.0.-.-.1.f.AAAAAAAAAAAAAAAA"]:
         response = http.get("/v1/sync/stream", params={"since": since}, headers=device.headers)
         assert_problem(response, 400, "invalid_parameter")
+    own = device.pull()["cursor"]
+    for params in ({"sinse": own}, [("since", own), ("since", own)]):
+        response = http.get("/v1/sync/stream", params=params, headers=device.headers)
+        assert_problem(response, 400, "invalid_parameter")
     assert_problem(http.get("/v1/sync/stream"), 401)
     assert_problem(http.get("/v1/sync/stream", headers={"Authorization": "Bearer x"}), 401)
 

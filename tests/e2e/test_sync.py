@@ -719,6 +719,15 @@ def test_bad_pull_parameters_are_400(http: httpx.Client, device: Device) -> None
         assert_problem(device.pull_raw(**params), 400, "invalid_parameter")
     # Another user's cursor is refused, not read as this user's position.
     assert_problem(other.pull_raw(since=cursor), 400, "invalid_parameter")
+    # A misspelt parameter is named, not ignored (a pull without its ``since`` would send the
+    # whole history again); so is one given twice, but for ``entities``, whose values add up.
+    for pairs, named in (
+        ([("sincee", cursor)], "sincee"),
+        ([("since", cursor), ("since", cursor)], "since"),
+        ([("limit", "1"), ("limit", "2")], "limit"),
+    ):
+        problem = assert_problem(device.pull_raw(params=pairs), 400, "invalid_parameter")
+        assert [e["path"] for e in problem["errors"]] == [named]
 
 
 def test_a_cursor_from_before_a_projection_change_gets_reset(device: Device, server: Any) -> None:
