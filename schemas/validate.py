@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import typing
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -76,7 +77,7 @@ def _validate(
             try:
                 values[key] = msgspec.convert(raw, info.type, strict=True, dec_hook=dec_hook)
             except msgspec.ValidationError as exc:
-                errors.append(field_error(path, exc))
+                errors += _every_error(path, raw, info.type, exc)
     if partial and not data:
         errors.append(FieldError("data", "must contain at least one field to change"))
     if not partial:
@@ -93,6 +94,74 @@ def _validate(
     built = msgspec.to_builtins(cls(**values), enc_hook=enc_hook)
     assert isinstance(built, dict)
     return built
+
+
+def _every_error(path: str, raw: Any, type_: Any, exc: msgspec.ValidationError) -> list[FieldError]:
+    """Every problem of ``raw`` as a ``type_`` (whose conversion raised ``exc``), each with its
+    path. msgspec stops at the first: a list is checked item by item and an object member by
+    member, as far down as the problems go, so that a workout with three bad sets is answered
+    with three errors. What is wrong with the whole (a list too long, a rule across members)
+    is ``exc``'s one error."""
+    if _where(exc):  # the problem is inside: look at the parts
+        inner = _unwrapped(type_)
+        if isinstance(raw, list) and typing.get_origin(inner) is list:
+            (item,) = typing.get_args(inner)
+            found = [
+                error
+                for index, value in enumerate(raw)
+                for error in _errors_of(f"{path}[{index}]", value, item)
+            ]
+            if found:
+                return found
+        elif isinstance(raw, dict) and _is_struct(inner):
+            found = _member_errors(path, raw, inner)
+            if found:
+                return found
+    return [field_error(path, exc)]
+
+
+def _errors_of(path: str, raw: Any, type_: Any) -> list[FieldError]:
+    try:
+        msgspec.convert(raw, type_, strict=True, dec_hook=dec_hook)
+    except msgspec.ValidationError as exc:
+        return _every_error(path, raw, type_, exc)
+    return []
+
+
+def _member_errors(
+    path: str, raw: Mapping[str, Any], cls: type[msgspec.Struct]
+) -> list[FieldError]:
+    fields = _fields_of(cls)
+    errors: list[FieldError] = []
+    for key, value in raw.items():
+        info = fields.get(key)
+        if info is None:
+            errors.append(FieldError(f"{path}.{key}", "unknown field"))
+        else:
+            errors += _errors_of(f"{path}.{key}", value, info.type)
+    errors.extend(
+        FieldError(f"{path}.{name}", "is required")
+        for name, info in fields.items()
+        if info.required and name not in raw
+    )
+    return errors
+
+
+def _unwrapped(type_: Any) -> Any:
+    """``type_`` without its ``Annotated`` constraints (checked on the whole already)."""
+    while typing.get_origin(type_) is typing.Annotated:
+        type_ = typing.get_args(type_)[0]
+    return type_
+
+
+def _is_struct(type_: Any) -> bool:
+    return isinstance(type_, type) and issubclass(type_, msgspec.Struct)
+
+
+def _where(exc: msgspec.ValidationError) -> str:
+    """Where in the value msgspec found the problem: ``$[0].sets`` gives ``[0].sets``, the
+    value itself ``""``."""
+    return str(exc).partition(_AT)[2].rstrip("`")
 
 
 @functools.cache

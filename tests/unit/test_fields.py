@@ -331,6 +331,32 @@ def test_workout_bad_values(fields: dict[str, Any], path: str) -> None:
     assert path in errors_of(validate_fields("workout", workout(**fields), partial=False))
 
 
+def test_every_problem_inside_a_workout_is_reported_at_once() -> None:
+    bad_set = {"reps": 101, "weight": "-1", "unit": "g"}
+    exercises = [
+        {"name": "Squat", "sets": [bad_set, {"reps": 5, "weight": "100", "unit": "kg", "rpe": 8}]},
+        exercise(),
+        {"sets": [{"reps": 1, "weight": "1"}]},
+    ]
+    errors = validate_fields("workout", workout(name="AB", exercises=exercises), partial=False)
+    assert sorted(errors_of(errors)) == sorted(
+        [
+            "data.name",
+            "data.exercises[0].sets[0].reps",
+            "data.exercises[0].sets[0].weight",
+            "data.exercises[0].sets[0].unit",
+            "data.exercises[0].sets[1].rpe",
+            "data.exercises[2].sets[0].unit",
+            "data.exercises[2].name",
+        ]
+    )
+    # What is wrong with a list as a whole is one error, at the list.
+    too_many = validate_fields(
+        "workout", workout(exercises=[exercise(sets=21, reps=0)]), partial=False
+    )
+    assert errors_of(too_many) == {"data.exercises[0].sets": "must have at most 20 items"}
+
+
 @pytest.mark.parametrize(
     "fields",
     [
