@@ -132,6 +132,10 @@ class RowCache:
                 self._known[key] = found.get(key)
         return {key: row for key in keys if (row := self._known[key]) is not None}
 
+    def stored(self, key: RowKey) -> ReadRow | None:
+        """The row as the database gave it, if it was read and exists."""
+        return self._known.get(key)
+
     def add(self, rows: Mapping[RowKey, ReadRow], asked: Iterable[RowKey] = ()) -> None:
         """Rows read by another query (products by sku), as the database holds them; and the
         keys it was ``asked`` for, those it did not find included (they do not exist)."""

@@ -22,6 +22,7 @@ transaction, so that nothing of it (not even the keys of the refused ops) is kep
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import msgspec
 from event_store import AppendRequest, EventMetadata, EventStore, RecordedEvent, StreamId
 from event_store.store import Transaction
 from projections import tables
-from projections.apply import Loader, RowCache, apply_event, load_missing
+from projections.apply import RowCache, apply_event, load_missing
 from projections.project import epoch_later
 from projections.rows import TABLES, ReadRow, RowKey
 from projections.shows import live_cost_ids
@@ -164,9 +165,10 @@ def _push(
     # Ops answered from an earlier push's outcome (not a repeat within this batch, whose events
     # are among this push's own).
     resent: list[tuple[Op, OpResult]] = []
-    # The op of each event applied so far, by provisional position - 1; and, by index, the
-    # conflicts met on a row an earlier op of this batch changed, with that op's index.
-    op_of_event: list[int] = []
+    # Each accepted op's index and the provisional position of its first event, in order; and,
+    # by index, the conflicts met on a row an earlier op of this batch changed, with that op's.
+    accepted: list[int] = []
+    starts: list[int] = []
     inner: dict[int, int] = {}
     for index, (original, op, key, op_needs, payload) in enumerate(
         zip(request.ops, ops, keys, needs, payloads, strict=True)
@@ -188,9 +190,10 @@ def _push(
                 # Refused, or an update that changed nothing: no event carries the key.
                 remembered[key] = _encode(result)
                 if result.status == "conflict" and (by := projected.changed_by(op)) is not None:
-                    inner[index] = op_of_event[by - 1]
+                    inner[index] = accepted[bisect.bisect_right(starts, by) - 1]
             else:
-                op_of_event += [index] * (projected.applied - len(op_of_event))
+                accepted.append(index)
+                starts.append(projected.applied - len(append.events) + 1)
                 requests.append(append)
                 if len(requests) == SEND_EVERY and tx.sql.pipelining:
                     _send(tx, requests, projected)
@@ -338,15 +341,13 @@ class _Provisional:
     """
 
     def __init__(
-        self, rows: dict[RowKey, ReadRow], load: Loader, owner: UUID, now: datetime
+        self, rows: dict[RowKey, ReadRow], load: RowCache, owner: UUID, now: datetime
     ) -> None:
         self.rows = rows
         self.load = load
         self.owner = owner
         self.now = now
         self.changed: dict[RowKey, None] = {}
-        # Every row an event of this batch changed: the provisional position of the last one.
-        self.last_change: dict[RowKey, int] = {}
         # The events applied, in order: the one at provisional position p is at index p - 1.
         self.events: list[RecordedEvent] = []
         # sku -> the product rows that held it when loaded (by key or by sku, ``_load``) or
@@ -362,9 +363,13 @@ class _Provisional:
 
     def changed_by(self, op: Op) -> int | None:
         """The provisional position of the last event of this batch that changed ``op``'s
-        row, if any did."""
+        row, if any did (a row no event changed is still the very one the database gave)."""
         table = TABLES.get(op.entity)
-        return None if table is None else self.last_change.get((table, op.id))
+        key = None if table is None else (table, op.id)
+        row = None if key is None else self.rows.get(key)
+        if row is None or key is None or row is self.load.stored(key):
+            return None
+        return row.sync_pos
 
     def with_sku(self, sku: str) -> list[RowKey]:
         """Keys of the rows that may hold ``sku`` now (whoever reads them checks)."""
@@ -396,7 +401,6 @@ class _Provisional:
             load_missing(recorded, rows, self.load)
             for changed in apply_event(rows, recorded):
                 self.changed[changed] = None
-                self.last_change[changed] = recorded.position
                 if changed[0] == _INVENTORY:
                     holders = self._skus.setdefault(rows[changed].data["sku"], [])
                     if changed not in holders:
