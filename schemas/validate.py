@@ -102,7 +102,10 @@ def _every_error(path: str, raw: Any, type_: Any, exc: msgspec.ValidationError) 
     member, as far down as the problems go, so that a workout with three bad sets is answered
     with three errors. What is wrong with the whole (a list too long, a rule across members)
     is ``exc``'s one error."""
-    if _where(exc):  # the problem is inside: look at the parts
+    message, _, where = str(exc).partition(_AT)
+    # Inside (msgspec names a place), or a member of this object that is unknown or missing
+    # (msgspec names no place for those at the top of what it converts): look at the parts.
+    if where or _MEMBER.fullmatch(message):
         inner = _unwrapped(type_)
         if isinstance(raw, list) and typing.get_origin(inner) is list:
             (item,) = typing.get_args(inner)
@@ -156,12 +159,6 @@ def _unwrapped(type_: Any) -> Any:
 
 def _is_struct(type_: Any) -> bool:
     return isinstance(type_, type) and issubclass(type_, msgspec.Struct)
-
-
-def _where(exc: msgspec.ValidationError) -> str:
-    """Where in the value msgspec found the problem: ``$[0].sets`` gives ``[0].sets``, the
-    value itself ``""``."""
-    return str(exc).partition(_AT)[2].rstrip("`")
 
 
 @functools.cache

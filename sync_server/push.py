@@ -41,7 +41,7 @@ from projections.rows import TABLES, ReadRow, RowKey
 from projections.shows import live_cost_ids
 from schemas.entities import DELETE, UPDATE, is_entity
 from schemas.ops import Op, PushRequest, prepare_op
-from schemas.results import OpError, OpResult
+from schemas.results import Conflict, OpError, OpResult
 
 from . import pull_cursors
 from .decide import Accepted, Conflicted, Payload, PendingEvent, check_payload, decide, inputs
@@ -166,10 +166,13 @@ def _push(
     # are among this push's own).
     resent: list[tuple[Op, OpResult]] = []
     # Each accepted op's index and the provisional position of its first event, in order; and,
-    # by index, the conflicts met on a row an earlier op of this batch changed, with that op's.
+    # by index, what each conflict met on a row an earlier op of this batch changed would be
+    # should the batch not be kept (``_aborted``): the conflict with the row the database keeps,
+    # or, when there is none, the index of the op that made the row's last change.
     accepted: list[int] = []
     starts: list[int] = []
-    inner: dict[int, int] = {}
+    kept: dict[int, Conflict] = {}
+    clashes: dict[int, int] = {}
     for index, (original, op, key, op_needs, payload) in enumerate(
         zip(request.ops, ops, keys, needs, payloads, strict=True)
     ):
@@ -190,7 +193,11 @@ def _push(
                 # Refused, or an update that changed nothing: no event carries the key.
                 remembered[key] = _encode(result)
                 if result.status == "conflict" and (by := projected.changed_by(op)) is not None:
-                    inner[index] = accepted[bisect.bisect_right(starts, by) - 1]
+                    conflict = _kept_conflict(op, op_needs, payload, projected)
+                    if conflict is not None:
+                        kept[index] = conflict
+                    else:
+                        clashes[index] = accepted[bisect.bisect_right(starts, by) - 1]
             else:
                 accepted.append(index)
                 starts.append(projected.applied - len(append.events) + 1)
@@ -202,7 +209,7 @@ def _push(
         first[original.op_id] = result
 
     if request.atomic and any(_refused(r) for r in results):
-        raise _Aborted(_aborted(results, inner))
+        raise _Aborted(_aborted(results, kept, clashes))
 
     _send(tx, requests, projected, last=True)
     tx.remember(remembered)
@@ -305,6 +312,19 @@ def _decide(
     projected.apply(decision.events)
     new_events = [event.new_event(metadata) for event in decision.events]
     return result, AppendRequest(new_events, expected, key, _encode(result))
+
+
+def _kept_conflict(
+    op: Op, needs: inputs.Needs, payload: Payload, projected: _Provisional
+) -> Conflict | None:
+    """``op``'s conflict with its row as the database keeps it (before this batch), if it has
+    one: what its conflict is should the batch not be kept."""
+    key = (TABLES[op.entity], op.id)
+    stored = projected.load.stored(key)
+    state = inputs.state_from_rows(op, {} if stored is None else {key: stored})
+    references = inputs.references_from_rows(op, projected.rows, projected.with_sku, needs)
+    decision = decide(op, state, references, payload)
+    return decision.conflict if isinstance(decision, Conflicted) else None
 
 
 def _at_current_version(op: Op, rows: Mapping[RowKey, ReadRow]) -> Op:
@@ -481,36 +501,40 @@ def _refused(result: OpResult) -> bool:
     return first.status in ("conflict", "rejected")
 
 
-def _aborted(results: Sequence[OpResult], inner: Mapping[int, int]) -> list[OpResult]:
+def _aborted(
+    results: Sequence[OpResult], kept: Mapping[int, Conflict], clashes: Mapping[int, int]
+) -> list[OpResult]:
     """The results of an atomic batch that is not kept: failures as they were, the rest
-    (which would have applied) rejected with ``batch_aborted``, duplicates unchanged.
+    (which would have applied) rejected with ``batch_aborted``, repeats of an earlier push
+    unchanged, repeats within the batch answering what their first copy now does.
 
-    But for a conflict on a row that an earlier op of the batch changed (``inner``: its index
-    by the conflicting op's): its ``server_version`` and ``server_data`` are that op's work,
-    which is not kept, so a client rebasing on them would send an op the server then finds
-    ahead of the entity. It is rejected with ``batch_aborted`` too, naming the op it clashed
-    with: resending the batch unchanged cannot help, and the server's state is what it was.
+    A conflict on a row an earlier op of the batch changed was decided against that op's work,
+    which is not kept: a client rebasing on it would send a version the server never had. It is
+    answered against the row the database keeps (``kept``), if it conflicts with that too;
+    otherwise it clashed with the batch itself (``clashes``: with which op), and is rejected
+    with ``batch_aborted``, naming that op (resending the batch unchanged cannot help).
     """
-    failed = [i for i, r in enumerate(results) if _refused(r)]
-    message = (
-        f"not applied: this batch is atomic and op {failed[0]} "
-        f"({results[failed[0]].status}) could not be applied"
-    )
-    answers: list[OpResult] = []
-    rewritten: dict[UUID, OpResult] = {}
+    answers = list(results)
+    decided: dict[UUID, OpResult] = {}
     for index, r in enumerate(results):
-        if index in inner and r.conflict is not None:
+        if index in kept:
+            answers[index] = decided[r.op_id] = OpResult(r.op_id, "conflict", conflict=kept[index])
+        elif index in clashes and r.conflict is not None:
             clash = (
                 f"not applied: this batch is atomic, and this op conflicts "
-                f"({r.conflict.reason}) with what op {inner[index]} of the same batch did, "
+                f"({r.conflict.reason}) with what op {clashes[index]} of the same batch did, "
                 "which is not kept either"
             )
-            r = rewritten[r.op_id] = OpResult(
-                r.op_id, "rejected", error=OpError(BATCH_ABORTED, clash)
-            )
-        elif r.status == "duplicate" and r.op_id in rewritten:
-            r = _duplicate(r.op_id, rewritten[r.op_id])
-        elif r.status == "applied":
-            r = OpResult(r.op_id, "rejected", error=OpError(BATCH_ABORTED, message))
-        answers.append(r)
+            error = OpError(BATCH_ABORTED, clash)
+            answers[index] = decided[r.op_id] = OpResult(r.op_id, "rejected", error=error)
+    failed = next(i for i, r in enumerate(answers) if _refused(r))
+    cause = answers[failed]
+    what = cause.status if cause.error is None else f"{cause.status}, {cause.error.code}"
+    message = f"not applied: this batch is atomic and op {failed} ({what}) could not be applied"
+    for index, r in enumerate(answers):
+        if r.status == "applied":
+            error = OpError(BATCH_ABORTED, message)
+            answers[index] = decided[r.op_id] = OpResult(r.op_id, "rejected", error=error)
+        elif r.status == "duplicate" and r.op_id in decided:
+            answers[index] = _duplicate(r.op_id, decided[r.op_id])
     return answers

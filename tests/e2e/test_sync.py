@@ -370,26 +370,30 @@ def test_an_atomic_batch_reports_no_state_it_did_not_keep(device: Device, server
         [op("show", show_id, "delete", base=1),
          op("show", show_id, "update", {"fee": "7"}, base=1)],
     ):  # fmt: skip
-        results = device.push([*clashing, clashing[1]], atomic=True)
-        assert [r["status"] for r in results] == ["rejected", "rejected", "duplicate"]
+        results = device.push([*clashing, clashing[1], clashing[0]], atomic=True)
+        assert [r["status"] for r in results] == ["rejected", "rejected", "duplicate", "duplicate"]
         assert [r["error"]["code"] for r in results[:2]] == ["batch_aborted", "batch_aborted"]
         assert "op 0 of the same batch" in results[1]["error"]["message"]
-        assert results[2]["original"] == results[1]
+        assert "op 1 (rejected, batch_aborted)" in results[0]["error"]["message"]
+        # A repeat within the batch answers what its first copy does now.
+        assert [r["original"] for r in results[2:]] == [results[1], results[0]]
         assert device.state()[("show", show_id)] == stored
     assert event_count(server, device.user_id) == 1
 
-    # A conflict with what the server keeps still says so, and rebasing on it works.
+    # A conflict with what the server keeps still says so, with that state, even when an
+    # earlier op of the batch changed the row too (here another field); rebasing on it works.
     device.push([op("show", show_id, "update", {"fee": "8"}, base=1)])
-    other_id = uid()
     batch = [
+        op("show", show_id, "update", {"venue": "Razzmatazz"}, base=2),
         op("show", show_id, "update", {"fee": "9"}, base=1),
-        op("show", other_id, "create", show()),
     ]
     results = device.push(batch, atomic=True)
-    assert results[0]["status"] == "conflict"
-    conflict = results[0]["conflict"]
+    assert [r["status"] for r in results] == ["rejected", "conflict"]
+    assert "op 1 (conflict)" in results[0]["error"]["message"]
+    conflict = results[1]["conflict"]
     assert (conflict["server_version"], conflict["server_data"]["fee"]) == (2, "8.00")
-    batch[0] = op("show", show_id, "update", {"fee": "9"}, base=conflict["server_version"])
+    assert conflict["server_data"]["venue"] == stored["data"]["venue"]
+    batch[1] = op("show", show_id, "update", {"fee": "9"}, base=conflict["server_version"])
     assert [r["status"] for r in device.push(batch, atomic=True)] == ["applied", "applied"]
 
 

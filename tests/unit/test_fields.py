@@ -350,6 +350,17 @@ def test_every_problem_inside_a_workout_is_reported_at_once() -> None:
             "data.exercises[2].name",
         ]
     )
+    # An unknown member first (msgspec then names no place) does not hide the rest.
+    exercises = [
+        {"zz": 1, "name": "", "sets": [{"zz": 1, "reps": 101, "weight": "1", "unit": "kg"}]}
+    ]
+    errors = validate_fields("workout", workout(exercises=exercises), partial=False)
+    assert sorted(errors_of(errors)) == [
+        "data.exercises[0].name",
+        "data.exercises[0].sets[0].reps",
+        "data.exercises[0].sets[0].zz",
+        "data.exercises[0].zz",
+    ]
     # What is wrong with a list as a whole is one error, at the list.
     too_many = validate_fields(
         "workout", workout(exercises=[exercise(sets=21, reps=0)]), partial=False
