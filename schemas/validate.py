@@ -27,6 +27,9 @@ from .values import dec_hook, enc_hook
 
 Clean = dict[str, Any]
 
+MAX_ERRORS = 100
+"""Errors listed per payload at most; the last one listed then says how many more there are."""
+
 
 def validate_fields(
     entity: str, data: Mapping[str, Any], *, partial: bool
@@ -86,6 +89,11 @@ def _validate(
             for name, info in fields.items()
             if info.required and name not in data
         )
+    if len(errors) > MAX_ERRORS:
+        # Every error is kept with the op's outcome, for its retries: a payload of thousands of
+        # bad nested values must not make an answer, or a stored outcome, many times its size.
+        more = len(errors) - MAX_ERRORS + 1
+        errors[MAX_ERRORS - 1 :] = [FieldError("data", f"and {more} more problems not listed")]
     if errors:
         return errors
     if partial:

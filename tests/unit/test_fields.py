@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.results import FieldError
-from schemas.validate import validate_action, validate_fields
+from schemas.validate import MAX_ERRORS, validate_action, validate_fields
 from schemas.values import Measure, Money, Percent, WireDecimal
 
 SHOW = {"date": "2026-12-01", "city": "Madrid", "country": "ES", "fee": "12000.00"}
@@ -361,6 +361,13 @@ def test_every_problem_inside_a_workout_is_reported_at_once() -> None:
         "data.exercises[0].sets[0].zz",
         "data.exercises[0].zz",
     ]
+    # Thousands of problems are not all listed: the answer and the stored outcome stay small.
+    many = [{"name": "Squat", "sets": [{"reps": 0, "weight": "-1", "unit": "g"}] * 20}] * 50
+    errors = validate_fields("workout", workout(exercises=many), partial=False)
+    assert isinstance(errors, list) and len(errors) == MAX_ERRORS
+    assert errors[-1] == FieldError(
+        "data", f"and {3 * 20 * 50 - MAX_ERRORS + 1} more problems not listed"
+    )
     # What is wrong with a list as a whole is one error, at the list.
     too_many = validate_fields(
         "workout", workout(exercises=[exercise(sets=21, reps=0)]), partial=False
