@@ -66,29 +66,9 @@ def _validate(
             built = msgspec.to_builtins(whole, enc_hook=enc_hook)
             assert isinstance(built, dict)
             return built
-    fields = _fields_of(cls)
-    errors: list[FieldError] = []
-    values: dict[str, Any] = {}
-    for key, raw in data.items():
-        path = f"data.{key}"
-        info = fields.get(key)
-        if key in refused:
-            errors.append(FieldError(path, refused[key]))
-        elif info is None:
-            errors.append(FieldError(path, "unknown field"))
-        else:
-            try:
-                values[key] = msgspec.convert(raw, info.type, strict=True, dec_hook=dec_hook)
-            except msgspec.ValidationError as exc:
-                errors += _every_error(path, raw, info.type, exc)
+    values, errors = _members("data", data, cls, partial=partial, refused=refused)
     if partial and not data:
         errors.append(FieldError("data", "must contain at least one field to change"))
-    if not partial:
-        errors.extend(
-            FieldError(f"data.{name}", "is required")
-            for name, info in fields.items()
-            if info.required and name not in data
-        )
     if len(errors) > MAX_ERRORS:
         # Every error is kept with the op's outcome, for its retries: a payload of thousands of
         # bad nested values must not make an answer, or a stored outcome, many times its size.
@@ -125,7 +105,7 @@ def _every_error(path: str, raw: Any, type_: Any, exc: msgspec.ValidationError) 
             if found:
                 return found
         elif isinstance(raw, dict) and _is_struct(inner):
-            found = _member_errors(path, raw, inner)
+            _, found = _members(path, raw, inner)
             if found:
                 return found
     return [field_error(path, exc)]
@@ -139,23 +119,39 @@ def _errors_of(path: str, raw: Any, type_: Any) -> list[FieldError]:
     return []
 
 
-def _member_errors(
-    path: str, raw: Mapping[str, Any], cls: type[msgspec.Struct]
-) -> list[FieldError]:
+def _members(
+    path: str,
+    raw: Mapping[str, Any],
+    cls: type[msgspec.Struct],
+    *,
+    partial: bool = False,
+    refused: Mapping[str, str] = MappingProxyType({}),
+) -> tuple[dict[str, Any], list[FieldError]]:
+    """The members of ``raw`` converted one by one to ``cls``'s fields, and every problem
+    with them: a ``refused`` member, an unknown one, a missing one (unless ``partial``), and
+    each bad value's every problem (``_every_error``)."""
     fields = _fields_of(cls)
+    values: dict[str, Any] = {}
     errors: list[FieldError] = []
     for key, value in raw.items():
+        where = f"{path}.{key}"
         info = fields.get(key)
-        if info is None:
-            errors.append(FieldError(f"{path}.{key}", "unknown field"))
+        if key in refused:
+            errors.append(FieldError(where, refused[key]))
+        elif info is None:
+            errors.append(FieldError(where, "unknown field"))
         else:
-            errors += _errors_of(f"{path}.{key}", value, info.type)
-    errors.extend(
-        FieldError(f"{path}.{name}", "is required")
-        for name, info in fields.items()
-        if info.required and name not in raw
-    )
-    return errors
+            try:
+                values[key] = msgspec.convert(value, info.type, strict=True, dec_hook=dec_hook)
+            except msgspec.ValidationError as exc:
+                errors += _every_error(where, value, info.type, exc)
+    if not partial:
+        errors.extend(
+            FieldError(f"{path}.{name}", "is required")
+            for name, info in fields.items()
+            if info.required and name not in raw
+        )
+    return values, errors
 
 
 def _unwrapped(type_: Any) -> Any:

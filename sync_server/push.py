@@ -166,9 +166,10 @@ def _push(
     # are among this push's own).
     resent: list[tuple[Op, OpResult]] = []
     # Each accepted op's index and the provisional position of its first event, in order; and,
-    # by index, what each conflict met on a row an earlier op of this batch changed would be
-    # should the batch not be kept (``_aborted``): the conflict with the row the database keeps,
-    # or, when there is none, the index of the op that made the row's last change.
+    # in an atomic batch, by index, what each conflict met on a row an earlier op of this batch
+    # changed would be should the batch not be kept (``_aborted``): the conflict with the row
+    # the database keeps, or, when there is none, the index of the op that made the row's last
+    # change.
     accepted: list[int] = []
     starts: list[int] = []
     kept: dict[int, Conflict] = {}
@@ -192,7 +193,11 @@ def _push(
             if append is None:
                 # Refused, or an update that changed nothing: no event carries the key.
                 remembered[key] = _encode(result)
-                if result.status == "conflict" and (by := projected.changed_by(op)) is not None:
+                if (
+                    request.atomic
+                    and result.status == "conflict"
+                    and (by := projected.changed_by(op)) is not None
+                ):
                     conflict = _kept_conflict(op, op_needs, payload, projected)
                     if conflict is not None:
                         kept[index] = conflict
@@ -385,11 +390,11 @@ class _Provisional:
         """The provisional position of the last event of this batch that changed ``op``'s
         row, if any did (a row no event changed is still the very one the database gave)."""
         table = TABLES.get(op.entity)
-        key = None if table is None else (table, op.id)
-        row = None if key is None else self.rows.get(key)
-        if row is None or key is None or row is self.load.stored(key):
+        if table is None:
             return None
-        return row.sync_pos
+        key = (table, op.id)
+        row = self.rows.get(key)
+        return None if row is None or row is self.load.stored(key) else row.sync_pos
 
     def with_sku(self, sku: str) -> list[RowKey]:
         """Keys of the rows that may hold ``sku`` now (whoever reads them checks)."""
